@@ -1,0 +1,3 @@
+from xtal_cli.cli import main
+
+main()

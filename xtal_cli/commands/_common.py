@@ -1,0 +1,110 @@
+"""Helpers shared by every subcommand: consoles, error handling, progress bars, table output."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from xtal_cli.errors import XtalError
+
+# Data goes to stdout; messages, progress and errors to stderr, so that commands pipe.
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print one ``error:`` line to stderr and exit with *code*."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """Turn :class:`XtalError` into one line on stderr and exit status 2 (no traceback).
+
+    Unexpected exceptions keep their traceback: they are bugs to fix, not user errors.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except XtalError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            fail("interrupted; finished work is kept (rerun with --resume where offered)", 130)
+        except BrokenPipeError:  # e.g. `xtal ... --format csv | head`
+            sys.stderr.close()
+            raise typer.Exit(0) from None
+
+    return wrapper
+
+
+@contextmanager
+def progress_bar(quiet: bool = False, transient: bool = False) -> Iterator[Any]:
+    """A rich progress bar on stderr (disabled with ``--quiet`` or when stderr is not a tty)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=quiet,
+        transient=transient,
+    )
+    with progress:
+        yield progress
+
+
+def emit_records(records: Iterable[dict], fmt: str, columns: list[str] | None = None) -> None:
+    """Write records to stdout as ``json`` (one array), ``jsonl`` or ``csv``."""
+    records = list(records)
+    out = sys.stdout
+    if fmt == "json":
+        json.dump(records, out, indent=2, default=_json_default)
+        out.write("\n")
+    elif fmt == "jsonl":
+        for rec in records:
+            out.write(json.dumps(rec, default=_json_default) + "\n")
+    elif fmt == "csv":
+        cols = columns or (list(records[0].keys()) if records else [])
+        writer = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore")
+        writer.writeheader()
+        for rec in records:
+            writer.writerow({k: _csv_value(rec.get(k)) for k in cols})
+    else:
+        raise XtalError(f"unknown output format {fmt!r}; use table, json, jsonl or csv")
+    out.flush()
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return ";".join(str(v) for v in value)
+    return value

@@ -1,0 +1,320 @@
+"""The HDF5 contract between stages (documented in docs/formats.md).
+
+Every file carries a root attribute ``xtal_layout`` = ``"<kind>/<version>"`` (``patterns/1``,
+``features/1``, ``embeddings/1`` ...), ``xtal_version``, ``created`` and the settings that made it.
+Per-item tables are 1-D datasets of equal length; ragged data are a flat array plus ``offsets``;
+dense data are chunked, compressed 2-D float32. ``failures/{id,stage,reason}`` records every item
+that could not be processed. Files are written to a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from xtal_cli import __version__
+from xtal_cli.errors import XtalError
+
+# The versions this code writes and reads. Bump a version when a change breaks old readers.
+LAYOUTS: dict[str, int] = {"patterns": 1, "features": 1, "embeddings": 1, "graphs": 1}
+
+# Which subcommand writes each kind, for error messages.
+WRITERS: dict[str, str] = {
+    "patterns": "xtal simulate",
+    "features": "xtal featurize",
+    "embeddings": "xtal embed",
+    "graphs": "xtal train-embed",
+}
+
+_STR = h5py.string_dtype(encoding="utf-8")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside *path*; rename it onto *path* only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def layout_string(kind: str) -> str:
+    return f"{kind}/{LAYOUTS[kind]}"
+
+
+def write_attrs(h5: h5py.File | h5py.Group, kind: str | None, attrs: Mapping) -> None:
+    """Write the layout tag (for files) and settings as HDF5 attributes (None values skipped)."""
+    if kind is not None:
+        h5.attrs["xtal_layout"] = layout_string(kind)
+        h5.attrs["xtal_version"] = __version__
+        h5.attrs["created"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        if isinstance(value, (list, tuple)):
+            value = np.asarray(value)
+        h5.attrs[key] = value
+
+
+def read_attrs(h5: h5py.File | h5py.Group) -> dict:
+    """Attributes as plain Python values (bytes decoded, numpy scalars unwrapped)."""
+    out = {}
+    for key, value in h5.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        elif isinstance(value, np.generic):
+            value = value.item()
+        out[key] = value
+    return out
+
+
+def write_column(group: h5py.Group, name: str, values, compress: bool = True) -> None:
+    """Write a 1-D column; strings become variable-length UTF-8, objects are stringified."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "OUS":
+        data = np.array(["" if v is None else str(v) for v in arr.ravel()], dtype=object)
+        group.create_dataset(name, data=data, dtype=_STR, **(_gzip(len(data)) if compress else {}))
+    else:
+        group.create_dataset(name, data=arr, **(_gzip(arr.size) if compress else {}))
+
+
+def write_dense(group: h5py.Group, name: str, values: np.ndarray, dtype=np.float32) -> None:
+    """Write a 2-D array chunked by rows and compressed."""
+    arr = np.asarray(values, dtype=dtype)
+    chunks = (max(1, min(arr.shape[0], max(1, 2**20 // max(1, arr[0].nbytes)))),) + arr.shape[1:]
+    kw = {"chunks": chunks, "compression": "gzip", "compression_opts": 4} if arr.size else {}
+    group.create_dataset(name, data=arr, **kw)
+
+
+def read_column(ds: h5py.Dataset) -> np.ndarray:
+    """Read a 1-D column, decoding strings to a numpy ``str`` array."""
+    if h5py.check_string_dtype(ds.dtype) is not None:
+        return ds.asstr()[()].astype(str) if len(ds) else np.array([], dtype=str)
+    return ds[()]
+
+
+def _gzip(n: int) -> dict:
+    return {"compression": "gzip", "compression_opts": 4} if n > 64 else {}
+
+
+def write_ragged(group: h5py.Group, name: str, arrays: list[np.ndarray], dtype) -> None:
+    """Write a list of arrays as ``<name>`` (concatenated) with ``offsets`` alongside."""
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    if "offsets" not in group:
+        group.create_dataset("offsets", data=offsets)
+    elif not np.array_equal(group["offsets"][()], offsets):
+        raise ValueError(f"ragged column {name} does not share the group's offsets")
+    tail_shape = np.asarray(arrays[0]).shape[1:] if arrays else ()
+    flat = (
+        np.concatenate([np.asarray(a, dtype=dtype).reshape((-1,) + tail_shape) for a in arrays])
+        if arrays
+        else np.zeros((0,) + tail_shape, dtype=dtype)
+    )
+    group.create_dataset(name, data=flat, **_gzip(flat.size))
+
+
+def read_ragged(group: h5py.Group, name: str) -> list[np.ndarray]:
+    offsets = group["offsets"][()]
+    flat = group[name][()]
+    return [flat[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def open_checked(path: str | os.PathLike, kind: str, required: tuple[str, ...] = ()) -> h5py.File:
+    """Open an xtal HDF5 file for reading, checking that it exists, is complete and is *kind*.
+
+    Raises :class:`XtalError` naming the file and the problem: missing, not HDF5 or truncated,
+    written by another stage, written with another layout version, or lacking a dataset.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise XtalError(f"{path}: no such file")
+    if path.is_dir():
+        raise XtalError(f"{path}: is a folder, expected an HDF5 file written by {WRITERS[kind]}")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as exc:
+        reason = "truncated or corrupted" if path.stat().st_size else "empty"
+        raise XtalError(
+            f"{path}: cannot be read as HDF5 ({reason}: {_short(exc)}); "
+            f"write it again with {WRITERS[kind]}"
+        ) from None
+    layout = h5.attrs.get("xtal_layout")
+    if isinstance(layout, bytes):
+        layout = layout.decode()
+    expected = layout_string(kind)
+    if layout is None:
+        h5.close()
+        raise XtalError(
+            f"{path}: not an xtal file (no 'xtal_layout' attribute); "
+            f"expected {expected} written by {WRITERS[kind]}"
+        )
+    found_kind, _, found_version = str(layout).partition("/")
+    if found_kind != kind:
+        h5.close()
+        writer = WRITERS.get(found_kind, "another program")
+        raise XtalError(
+            f"{path}: holds {found_kind} (written by {writer}), but {kind} are needed "
+            f"(written by {WRITERS[kind]})"
+        )
+    if found_version != str(LAYOUTS[kind]):
+        h5.close()
+        raise XtalError(
+            f"{path}: layout {layout} is not the {expected} this xtal {__version__} reads; "
+            f"write it again with {WRITERS[kind]} of this version"
+        )
+    missing = [name for name in required if name not in h5]
+    if missing:
+        h5.close()
+        raise XtalError(f"{path}: incomplete {kind} file, missing {', '.join(missing)}")
+    try:  # touch every required dataset so truncation shows here, not deep inside a stage
+        for name in required:
+            obj = h5[name]
+            if isinstance(obj, h5py.Dataset) and obj.size:
+                obj[-1] if obj.ndim else obj[()]
+    except (OSError, KeyError) as exc:
+        h5.close()
+        raise XtalError(f"{path}: truncated or corrupted ({_short(exc)})") from None
+    return h5
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).split("\n")[0].strip().rstrip(".") or type(exc).__name__
+
+
+# --------------------------------------------------------------------------------------------
+# patterns/1: written by `xtal simulate`
+# --------------------------------------------------------------------------------------------
+
+# Per-item label columns every patterns file has (see docs/formats.md).
+PATTERN_COLUMNS = (
+    "formula",
+    "space_group",
+    "space_group_symbol",
+    "crystal_system",
+    "n_sites",
+)
+
+
+@dataclass
+class PatternSet:
+    """Simulated (or measured) powder patterns with their labels, in memory.
+
+    ``sticks_*`` are per-item arrays (reflection positions in 2θ degrees, intensities scaled so
+    the strongest is 100, Miller indices of one representative of each family); ``profiles`` is an
+    optional dense (N, P) array on ``profile_grid``. ``structures`` are pymatgen JSON strings.
+    """
+
+    ids: list[str]
+    labels: dict[str, np.ndarray]
+    lattice: np.ndarray  # (N, 6): a, b, c (Å), alpha, beta, gamma (deg), conventional cell
+    structures: list[str]
+    sticks_two_theta: list[np.ndarray]
+    sticks_intensity: list[np.ndarray]
+    sticks_hkl: list[np.ndarray]
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
+    profile_grid: np.ndarray | None = None
+    profiles: np.ndarray | None = None
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # per-item arrays, e.g. augment
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def write_patterns(path: str | os.PathLike, ps: PatternSet) -> None:
+    """Write a :class:`PatternSet` atomically as ``patterns/1``."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        write_attrs(h5, "patterns", ps.attrs)
+        h5.attrs["n_items"] = len(ps.ids)
+        write_column(h5, "id", ps.ids)
+        for name in PATTERN_COLUMNS:
+            write_column(h5, name, ps.labels[name])
+        h5.create_dataset("lattice", data=np.asarray(ps.lattice, dtype=np.float64).reshape(-1, 6))
+        write_column(h5, "structure", ps.structures)
+        meta = h5.create_group("meta")
+        for name, values in ps.meta.items():
+            write_column(meta, name, values)
+        sticks = h5.create_group("sticks")
+        write_ragged(sticks, "two_theta", ps.sticks_two_theta, np.float64)
+        write_ragged(sticks, "intensity", ps.sticks_intensity, np.float64)
+        write_ragged(sticks, "hkl", [np.asarray(h).reshape(-1, 3) for h in ps.sticks_hkl], np.int32)
+        if ps.profiles is not None:
+            prof = h5.create_group("profile")
+            prof.create_dataset("two_theta", data=np.asarray(ps.profile_grid, dtype=np.float64))
+            write_dense(prof, "intensity", ps.profiles)
+        extra = h5.create_group("extra")
+        for name, values in ps.extra.items():
+            values = np.asarray(values)
+            if values.ndim == 1:
+                write_column(extra, name, values)
+            else:
+                write_dense(extra, name, values, dtype=values.dtype)
+        write_failures(h5, ps.failures)
+
+
+def write_failures(h5: h5py.File, failures: list[tuple[str, str, str]]) -> None:
+    grp = h5.create_group("failures")
+    ids, stages, reasons = (list(col) for col in zip(*failures)) if failures else ([], [], [])
+    write_column(grp, "id", np.array(ids, dtype=object))
+    write_column(grp, "stage", np.array(stages, dtype=object))
+    write_column(grp, "reason", np.array(reasons, dtype=object))
+
+
+def read_failures(h5: h5py.File) -> list[tuple[str, str, str]]:
+    if "failures" not in h5:
+        return []
+    grp = h5["failures"]
+    return list(
+        zip(
+            read_column(grp["id"]).tolist(),
+            read_column(grp["stage"]).tolist(),
+            read_column(grp["reason"]).tolist(),
+        )
+    )
+
+
+def read_patterns(
+    path: str | os.PathLike, *, structures: bool = True, sticks: bool = True
+) -> PatternSet:
+    """Read a ``patterns/1`` file (checked) into a :class:`PatternSet`."""
+    required = ("id", "lattice", "sticks/offsets") + PATTERN_COLUMNS
+    with open_checked(path, "patterns", required) as h5:
+        try:
+            ids = read_column(h5["id"]).tolist()
+            ps = PatternSet(
+                ids=ids,
+                labels={name: read_column(h5[name]) for name in PATTERN_COLUMNS},
+                lattice=h5["lattice"][()],
+                structures=read_column(h5["structure"]).tolist() if structures else [],
+                sticks_two_theta=read_ragged(h5["sticks"], "two_theta") if sticks else [],
+                sticks_intensity=read_ragged(h5["sticks"], "intensity") if sticks else [],
+                sticks_hkl=read_ragged(h5["sticks"], "hkl") if sticks else [],
+                meta={k: read_column(v) for k, v in h5["meta"].items()} if "meta" in h5 else {},
+                failures=read_failures(h5),
+                attrs=read_attrs(h5),
+            )
+            if "profile" in h5:
+                ps.profile_grid = h5["profile/two_theta"][()]
+                ps.profiles = h5["profile/intensity"][()]
+            if "extra" in h5:
+                ps.extra = {k: v[()] for k, v in h5["extra"].items()}
+        except (OSError, KeyError) as exc:
+            raise XtalError(f"{path}: truncated or corrupted ({_short(exc)})") from None
+    return ps
