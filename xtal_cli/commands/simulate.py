@@ -1,0 +1,167 @@
+"""``xtal simulate``: crystal structures -> powder patterns + symmetry labels (patterns/1 HDF5)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from xtal_cli.commands._common import console, err_console, handle_errors, progress_bar
+
+EXAMPLE = (
+    "Example: xtal simulate --builtin mp-sample -j 2 -o patterns.h5  |  "
+    "xtal simulate structures/*.cif data.csv.gz --wavelength MoKa1 --profile "
+    "--caglioti 0.01,-0.005,0.01 --ka2 --noise 5000 -o patterns.h5  |  "
+    "xtal simulate --random 10000 --seed 1 -o random.h5"
+)
+
+
+def simulate(
+    sources: list[str] = typer.Argument(
+        None,
+        help="CIF files, folders, glob patterns, CSV/CSV.GZ with a 'cif' column, pymatgen JSON.",
+    ),
+    output: Path = typer.Option(..., "-o", "--output", help="Patterns HDF5 file to write."),
+    builtin: list[str] = typer.Option(
+        [], "--builtin", help="Built-in structure set (mp-sample: 2,500 Materials Project entries)."
+    ),
+    random_n: int = typer.Option(
+        0, "--random", help="Add N random crystals over all 230 space groups (pyxtal)."
+    ),
+    wavelength: str = typer.Option(
+        "CuKa1", "--wavelength", "-w", help="Line name (CuKa, CuKa1, MoKa1, ...) or Å."
+    ),
+    two_theta_min: float = typer.Option(0.0, "--two-theta-min", help="Lowest 2θ (deg)."),
+    two_theta_max: float = typer.Option(90.0, "--two-theta-max", help="Highest 2θ (deg)."),
+    engine: str = typer.Option(
+        None, "--engine", help="Pattern engine (default: the fastest validated one)."
+    ),
+    symprec: float = typer.Option(0.1, "--symprec", help="spglib tolerance (Å) for the labels."),
+    profile: bool = typer.Option(
+        False, "--profile", help="Also draw a profile on a regular 2θ grid."
+    ),
+    step: float = typer.Option(0.02, "--step", help="Profile grid step (deg)."),
+    fwhm: float = typer.Option(
+        0.1, "--fwhm", help="Fixed peak FWHM (deg), unless --caglioti is given."
+    ),
+    caglioti: str = typer.Option(
+        None, "--caglioti", help="U,V,W in deg² for FWHM² = U tan²θ + V tanθ + W."
+    ),
+    eta: float = typer.Option(0.5, "--eta", help="Lorentzian fraction of the pseudo-Voigt (0-1)."),
+    ka2: bool = typer.Option(False, "--ka2", help="Add the Kα2 line (needs a Kα wavelength name)."),
+    noise: float = typer.Option(
+        None, "--noise", help="Poisson noise: counts at the strongest peak."
+    ),
+    background: float = typer.Option(
+        0.0, "--background", help="Flat background, fraction of the maximum."
+    ),
+    limit: int = typer.Option(None, "--limit", help="Only the first N structures."),
+    seed: int = typer.Option(0, "--seed", help="Seed for random crystals and noise."),
+    jobs: int = typer.Option(1, "-j", "--jobs", help="Parallel worker processes."),
+    backend: str = typer.Option("loky", "--backend", help="joblib backend: loky (local) or dask."),
+    scheduler: str = typer.Option(
+        None, "--scheduler", help="dask scheduler address (with --backend dask)."
+    ),
+    chunk_size: int = typer.Option(
+        64, "--chunk-size", help="Structures per saved chunk (resume granularity)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted run, keeping finished chunks."
+    ),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress bar or summary."),
+) -> None:
+    """Simulate powder XRD patterns and spglib symmetry labels for crystal structures."""
+    from xtal_cli.errors import XtalError
+    from xtal_cli.io.structures import collect_items
+    from xtal_cli.xrd import sticks as sticks_mod
+    from xtal_cli.xrd.profile import ProfileSettings
+    from xtal_cli.xrd.simulate import SimulationSettings, run_simulation
+    from xtal_cli.xrd.units import kalpha_pair, resolve_wavelength
+
+    wl, label = resolve_wavelength(wavelength)
+    if not 0 <= two_theta_min < two_theta_max <= 180:
+        raise XtalError(f"2θ range {two_theta_min:g}-{two_theta_max:g}° is not within 0-180°")
+    engine = engine or sticks_mod.DEFAULT_ENGINE
+    if engine not in sticks_mod.ENGINES:
+        raise XtalError(f"unknown engine {engine!r}; use one of {', '.join(sticks_mod.ENGINES)}")
+    if jobs < 1 or chunk_size < 1:
+        raise XtalError("--jobs and --chunk-size must be at least 1")
+    profile_settings = None
+    if profile or ka2 or noise or caglioti:
+        cag = None
+        if caglioti:
+            try:
+                cag = tuple(float(v) for v in caglioti.split(","))
+            except ValueError:
+                cag = ()
+            if len(cag) != 3:
+                raise XtalError(f"--caglioti {caglioti!r}: give three numbers U,V,W (deg²)")
+        pair = None
+        if ka2:
+            pair = kalpha_pair(label)
+            if pair is None:
+                raise XtalError(
+                    f"--ka2 needs a Kα wavelength name such as CuKa1, not {wavelength!r}"
+                )
+            wl = pair[0]  # sticks at Kα1; Kα2 is added in the profile
+        if step <= 0 or fwhm <= 0 or not 0 <= eta <= 1:
+            raise XtalError("--step and --fwhm must be positive and --eta within 0-1")
+        profile_settings = ProfileSettings(
+            two_theta_min=max(two_theta_min, step),
+            two_theta_max=two_theta_max,
+            step=step,
+            fwhm=fwhm,
+            caglioti=cag,
+            eta=eta,
+            ka2=pair,
+            noise_counts=noise,
+            background=background,
+        )
+    settings = SimulationSettings(
+        wavelength=wl,
+        wavelength_label=label,
+        two_theta_min=two_theta_min,
+        two_theta_max=two_theta_max,
+        engine=engine,
+        symprec=symprec,
+        seed=seed,
+        profile=profile_settings,
+    )
+    items = collect_items(sources or [], builtin, random_n, seed, limit)
+    sources_attr = ";".join([f"builtin:{b}" for b in builtin] + list(sources or []))
+    with progress_bar(quiet) as bar:
+        task = bar.add_task("simulate", total=len(items))
+        result = run_simulation(
+            items,
+            settings,
+            output,
+            jobs=jobs,
+            resume=resume,
+            chunk_size=chunk_size,
+            backend=backend,
+            scheduler=scheduler,
+            on_progress=lambda n: bar.advance(task, n),
+            extra_attrs={"sources": sources_attr, "random": random_n},
+        )
+    if not quiet:
+        n_fail = len(result.failures)
+        err_console.print(
+            f"wrote {output}: {len(result)} patterns, {n_fail} failures "
+            f"(λ = {wl:g} Å, 2θ {two_theta_min:g}-{two_theta_max:g}°, engine {engine})",
+            highlight=False,
+        )
+        for ident, stage, reason in result.failures[:5]:
+            err_console.print(f"  failed {ident} ({stage}): {reason}", highlight=False)
+        if n_fail > 5:
+            err_console.print(f"  ... {n_fail - 5} more in {output}:/failures", highlight=False)
+    if len(result) == 0:
+        console.print("[red]no pattern could be simulated[/]")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        "simulate",
+        help="Simulate powder XRD patterns (sticks, optional profiles) and spglib labels.",
+        epilog=EXAMPLE,
+    )(handle_errors(simulate))

@@ -1,0 +1,298 @@
+"""Where structures come from: CIF files/folders/globs, CSV with a ``cif`` column, pymatgen JSON,
+built-in sets and random crystals (pyxtal).
+
+Sources are collected into light :class:`StructureItem` records first (cheap, in the main
+process); parsing happens later, per item, in the workers (:func:`load_structure`), so one broken
+structure is recorded as a failure and never stops a batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from xtal_cli.errors import XtalError
+
+BUILTINS: dict[str, str] = {"mp-sample": "mp_sample.csv.gz"}
+CIF_SUFFIXES = (".cif", ".mcif")
+CSV_SUFFIXES = (".csv", ".csv.gz")
+JSON_SUFFIXES = (".json", ".json.gz")
+ID_COLUMNS = ("material_id", "id", "name")
+
+
+@dataclass(frozen=True)
+class StructureItem:
+    """One structure to be parsed later: ``kind`` is cif_text, cif_file, json or random."""
+
+    id: str
+    kind: str
+    payload: Any
+    source: str
+    meta: dict = field(default_factory=dict, hash=False, compare=False)
+
+
+def builtin_path(name: str) -> Path:
+    if name not in BUILTINS:
+        raise XtalError(f"unknown built-in set {name!r}; available: {', '.join(BUILTINS)}")
+    return Path(str(resources.files("xtal_cli.data").joinpath(BUILTINS[name])))
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    return (
+        ".csv.gz"
+        if name.endswith(".csv.gz")
+        else ".json.gz"
+        if name.endswith(".json.gz")
+        else path.suffix.lower()
+    )
+
+
+def expand_sources(sources: list[str]) -> list[Path]:
+    """Paths, folders (their CIF/CSV/JSON files) and glob patterns, in a stable order."""
+    out: list[Path] = []
+    for src in sources:
+        if any(ch in src for ch in "*?["):
+            matches = sorted(glob.glob(src, recursive=True))
+            if not matches:
+                raise XtalError(f"{src}: the pattern matches no files")
+            out.extend(Path(m) for m in matches)
+            continue
+        path = Path(src)
+        if not path.exists():
+            raise XtalError(f"{path}: no such file or folder")
+        if path.is_dir():
+            found = sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and _suffix(p) in CIF_SUFFIXES + CSV_SUFFIXES + JSON_SUFFIXES
+            )
+            if not found:
+                raise XtalError(f"{path}: folder holds no .cif, .csv or .json files")
+            out.extend(found)
+        else:
+            out.append(path)
+    return out
+
+
+def items_from_file(path: Path) -> list[StructureItem]:
+    suffix = _suffix(path)
+    if suffix in CIF_SUFFIXES:
+        return [StructureItem(path.stem, "cif_file", str(path), str(path))]
+    if suffix in CSV_SUFFIXES:
+        return items_from_csv(path)
+    if suffix in JSON_SUFFIXES:
+        return items_from_json(path)
+    raise XtalError(
+        f"{path}: unknown structure format {suffix!r}; use .cif, .csv/.csv.gz with a 'cif' column "
+        "or pymatgen .json"
+    )
+
+
+def items_from_csv(path: Path) -> list[StructureItem]:
+    """Rows of a CSV with a ``cif`` column; every other column is carried along as metadata."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+        raise XtalError(f"{path}: cannot be read as CSV ({str(exc).splitlines()[0]})") from None
+    except pd.errors.EmptyDataError:
+        raise XtalError(f"{path}: empty CSV file") from None
+    if "cif" not in df.columns:
+        raise XtalError(f"{path}: no 'cif' column (columns: {', '.join(map(str, df.columns))})")
+    id_col = next((c for c in ID_COLUMNS if c in df.columns), None)
+    meta_cols = [c for c in df.columns if c != "cif"]
+    items = []
+    for i, row in enumerate(df.itertuples(index=False)):
+        rec = dict(zip(df.columns, row))
+        ident = rec[id_col] if id_col and rec[id_col] else f"{path.stem}:{i}"
+        meta = {c: rec[c] for c in meta_cols}
+        items.append(StructureItem(str(ident), "cif_text", rec["cif"], f"{path} row {i + 1}", meta))
+    return items
+
+
+def items_from_json(path: Path) -> list[StructureItem]:
+    """pymatgen Structure dicts: one, a list, or a mapping id -> dict."""
+    import gzip
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+        raise XtalError(f"{path}: not valid JSON ({str(exc).splitlines()[0]})") from None
+    if isinstance(data, dict) and "lattice" in data and "sites" in data:
+        pairs = [(path.stem, data)]
+    elif isinstance(data, list):
+        pairs = [(f"{path.stem}:{i}", d) for i, d in enumerate(data)]
+    elif isinstance(data, dict):
+        pairs = list(data.items())
+    else:
+        raise XtalError(f"{path}: expected pymatgen Structure dicts")
+    return [StructureItem(str(k), "json", v, str(path)) for k, v in pairs]
+
+
+def random_items(n: int, seed: int) -> list[StructureItem]:
+    """*n* random crystals; item *i* is reproducible from (seed, i) alone."""
+    return [
+        StructureItem(
+            f"random-{seed}-{i}", "random", (seed, i), "--random", {"generator": "pyxtal"}
+        )
+        for i in range(n)
+    ]
+
+
+def collect_items(
+    sources: list[str],
+    builtins: list[str] = (),
+    random_n: int = 0,
+    seed: int = 0,
+    limit: int | None = None,
+) -> list[StructureItem]:
+    """All items from all sources, with ids made unique (``id#2`` for repeats)."""
+    items: list[StructureItem] = []
+    for name in builtins:
+        items.extend(items_from_csv(builtin_path(name)))
+    for path in expand_sources(list(sources)):
+        items.extend(items_from_file(path))
+    if random_n:
+        items.extend(random_items(random_n, seed))
+    if not items:
+        raise XtalError(
+            "no structures given; pass CIF/CSV/JSON files, --builtin NAME or --random N"
+        )
+    seen: dict[str, int] = {}
+    unique = []
+    for item in items:
+        n = seen.get(item.id, 0) + 1
+        seen[item.id] = n
+        unique.append(
+            item
+            if n == 1
+            else StructureItem(f"{item.id}#{n}", item.kind, item.payload, item.source, item.meta)
+        )
+    return unique[:limit] if limit else unique
+
+
+def load_structure(item: StructureItem):
+    """Parse one item into a pymatgen Structure; raises ValueError with a short reason."""
+    from pymatgen.core import Structure
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            if item.kind == "cif_file":
+                text = Path(item.payload).read_text(encoding="utf-8", errors="replace")
+                return _structure_from_cif(text)
+            if item.kind == "cif_text":
+                return _structure_from_cif(item.payload)
+            if item.kind == "json":
+                return Structure.from_dict(item.payload)
+            if item.kind == "random":
+                return random_structure(*item.payload)
+        except ValueError:
+            raise
+        except Exception as exc:  # pymatgen raises many types for broken input
+            raise ValueError(_reason(exc)) from None
+    raise ValueError(f"unknown item kind {item.kind}")
+
+
+def _structure_from_cif(text: str):
+    from pymatgen.io.cif import CifParser
+
+    if not text or "_cell_length_a" not in text:
+        raise ValueError("not a CIF with a unit cell (no _cell_length_a)")
+    parser = CifParser.from_str(text)
+    structures = parser.parse_structures(primitive=False)
+    if not structures:
+        raise ValueError("CIF holds no structure")
+    return structures[0]
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+# Elements for random crystals: common, non-radioactive, with X-ray form factors in every table.
+_RANDOM_ELEMENTS = (
+    "H Li Be B C N O F Na Mg Al Si P S Cl K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se Br "
+    "Rb Sr Y Zr Nb Mo Ru Rh Pd Ag Cd In Sn Sb Te I Cs Ba La Ce Nd Sm Gd Hf Ta W Re Os Ir Pt Au "
+    "Hg Tl Pb Bi"
+).split()
+
+
+def random_structure(seed: int, index: int, max_tries: int = 30):
+    """A random crystal in a space group drawn uniformly from 1-230 (pyxtal), reproducibly."""
+    from pyxtal import pyxtal
+    from pyxtal.symmetry import Group
+
+    rng = np.random.default_rng([seed, index])
+    last = "no valid crystal"
+    for _ in range(max_tries):
+        group = int(rng.integers(1, 231))
+        n_species = int(rng.integers(1, 4))
+        species = list(rng.choice(_RANDOM_ELEMENTS, size=n_species, replace=False))
+        mults = sorted({wp.multiplicity for wp in Group(group).Wyckoff_positions})
+        small = [m for m in mults if m <= 16] or mults[:1]
+        num_ions = [int(rng.choice(small)) * int(rng.integers(1, 3)) for _ in species]
+        crystal = pyxtal()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                crystal.from_random(
+                    3, group, species, num_ions, random_state=int(rng.integers(2**31))
+                )
+            except Exception as exc:  # incompatible composition for this group: try another
+                last = _reason(exc)
+                continue
+        if crystal.valid:
+            return crystal.to_pymatgen()
+    raise ValueError(f"pyxtal found no random crystal in {max_tries} tries ({last})")
+
+
+def structure_json(structure) -> str:
+    """Compact, exact JSON of a pymatgen Structure (what patterns files store)."""
+    return json.dumps(structure.as_dict(), separators=(",", ":"))
+
+
+def structure_from_json(text: str):
+    from pymatgen.core import Structure
+
+    return Structure.from_dict(json.loads(text))
+
+
+def meta_columns(items: list[StructureItem]) -> list[str]:
+    cols: dict[str, None] = {}
+    for item in items:
+        cols.update(dict.fromkeys(item.meta))
+    return list(cols)
+
+
+def meta_array(values: list[str]) -> np.ndarray:
+    """Numeric metadata as float64 (empty -> NaN); anything else stays text."""
+    try:
+        return np.array([float(v) if v not in ("", None) else np.nan for v in values])
+    except (TypeError, ValueError):
+        return np.array(["" if v is None else str(v) for v in values], dtype=object)
+
+
+__all__ = [
+    "BUILTINS",
+    "StructureItem",
+    "builtin_path",
+    "collect_items",
+    "load_structure",
+    "meta_array",
+    "meta_columns",
+    "structure_from_json",
+    "structure_json",
+]

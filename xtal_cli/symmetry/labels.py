@@ -1,0 +1,52 @@
+"""Symmetry labels of a structure with spglib: space group, crystal system, conventional cell."""
+
+from __future__ import annotations
+
+import numpy as np
+
+CRYSTAL_SYSTEMS = (
+    "triclinic",
+    "monoclinic",
+    "orthorhombic",
+    "tetragonal",
+    "trigonal",
+    "hexagonal",
+    "cubic",
+)
+# Last space-group number of each crystal system, in the order above.
+_SYSTEM_BOUNDS = (2, 15, 74, 142, 167, 194, 230)
+
+
+def crystal_system(space_group: int) -> str:
+    """Crystal system of an International Tables space-group number (1-230)."""
+    if not 1 <= int(space_group) <= 230:
+        raise ValueError(f"space group {space_group} is not in 1-230")
+    return CRYSTAL_SYSTEMS[int(np.searchsorted(_SYSTEM_BOUNDS, int(space_group)))]
+
+
+def symmetry_labels(structure, symprec: float = 0.1, angle_tolerance: float = 5.0) -> dict:
+    """spglib's view of *structure*: space group number and symbol, crystal system, the
+    conventional (standardised) lattice parameters, reduced formula and number of sites.
+
+    Disordered sites are typed by their full species composition (as pymatgen's
+    SpacegroupAnalyzer does), so a mixed Dy/Sr site counts as one kind of atom.
+    """
+    import spglib
+    from pymatgen.core import Lattice
+
+    kinds: dict[str, int] = {}
+    types = [kinds.setdefault(site.species_string, len(kinds) + 1) for site in structure]
+    cell = (structure.lattice.matrix, structure.frac_coords, types)
+    dataset = spglib.get_symmetry_dataset(cell, symprec=symprec, angle_tolerance=angle_tolerance)
+    if dataset is None:
+        raise ValueError(f"spglib found no space group at symprec={symprec}")
+    number = int(dataset.number)
+    a, b, c, alpha, beta, gamma = Lattice(dataset.std_lattice).parameters
+    return {
+        "formula": structure.composition.reduced_formula,
+        "space_group": number,
+        "space_group_symbol": str(dataset.international),
+        "crystal_system": crystal_system(number),
+        "n_sites": len(structure),
+        "lattice": np.array([a, b, c, alpha, beta, gamma]),
+    }
