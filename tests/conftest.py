@@ -49,6 +49,9 @@ def small_structures():
             [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]],
         ),
         "TiO2": Structure.from_spacegroup(
-            "P4_2/mnm", Lattice.tetragonal(4.594, 2.959), ["Ti", "O"], [[0, 0, 0], [0.305, 0.305, 0]]
+            "P4_2/mnm",
+            Lattice.tetragonal(4.594, 2.959),
+            ["Ti", "O"],
+            [[0, 0, 0], [0.305, 0.305, 0]],
         ),
     }

@@ -240,7 +240,7 @@ def random_structure(seed: int, index: int, max_tries: int = 30):
     for _ in range(max_tries):
         group = int(rng.integers(1, 231))
         n_species = int(rng.integers(1, 4))
-        species = list(rng.choice(_RANDOM_ELEMENTS, size=n_species, replace=False))
+        species = [str(s) for s in rng.choice(_RANDOM_ELEMENTS, size=n_species, replace=False)]
         mults = sorted({wp.multiplicity for wp in Group(group).Wyckoff_positions})
         small = [m for m in mults if m <= 16] or mults[:1]
         num_ions = [int(rng.choice(small)) * int(rng.integers(1, 3)) for _ in species]

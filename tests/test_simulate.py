@@ -1,0 +1,169 @@
+"""xtal simulate: sources, labels, failures, resume, profiles; the library and the CLI."""
+
+import numpy as np
+import pytest
+
+from xtal_cli.errors import XtalError
+from xtal_cli.io.h5 import read_patterns
+from xtal_cli.io.structures import collect_items, load_structure
+from xtal_cli.symmetry.labels import crystal_system, symmetry_labels
+from xtal_cli.xrd.profile import ProfileSettings
+from xtal_cli.xrd.simulate import SimulationSettings, run_simulation
+
+BROKEN_CIF = "data_broken\n_cell_length_a 5.0\n_cell_length_b\nloop_\n_atom_site_label\n"
+
+
+@pytest.fixture()
+def cif_folder(tmp_path, small_structures):
+    folder = tmp_path / "cifs"
+    folder.mkdir()
+    for name, st in small_structures.items():
+        st.to(filename=str(folder / f"{name}.cif"))
+    (folder / "broken.cif").write_text(BROKEN_CIF)
+    return folder
+
+
+def test_labels_of_known_structures(small_structures):
+    expected = {"NaCl": (225, "cubic"), "Si": (227, "cubic"), "ZnO": (186, "hexagonal")}
+    for name, (sg, system) in expected.items():
+        labels = symmetry_labels(small_structures[name])
+        assert (labels["space_group"], labels["crystal_system"]) == (sg, system)
+    assert symmetry_labels(small_structures["TiO2"])["space_group"] == 136
+    assert [crystal_system(n) for n in (1, 3, 16, 75, 143, 168, 195)] == [
+        "triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic",
+    ]  # fmt: skip
+
+
+def test_broken_cif_is_recorded_and_the_rest_written(tmp_path, cif_folder, invoke):
+    out = tmp_path / "p.h5"
+    result = invoke("simulate", cif_folder, "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    ps = read_patterns(out)
+    assert sorted(ps.ids) == ["NaCl", "Si", "TiO2", "ZnO"]
+    assert [f[0] for f in ps.failures] == ["broken"]
+    assert ps.failures[0][1] == "parse"
+    nacl = ps.ids.index("NaCl")
+    # NaCl (200) at 31.70° for Cu Kα1 and the strongest peak scaled to 100
+    assert np.min(np.abs(ps.sticks_two_theta[nacl] - 31.70)) < 0.01
+    assert ps.sticks_intensity[nacl].max() == pytest.approx(100)
+
+
+def test_csv_metadata_and_builtin(tmp_path, invoke):
+    out = tmp_path / "b.h5"
+    result = invoke("simulate", "--builtin", "mp-sample", "--limit", "5", "-o", out, "-q")
+    assert result.exit_code == 0, result.output
+    ps = read_patterns(out)
+    assert len(ps) + len(ps.failures) == 5
+    assert {"band_gap", "year", "formation_energy_per_atom"} <= set(ps.meta)
+    assert ps.meta["band_gap"].dtype == np.float64
+    assert all(i.startswith("mp-") for i in ps.ids)
+
+
+def test_bad_inputs_are_one_clear_line(tmp_path, invoke):
+    csv = tmp_path / "nocif.csv"
+    csv.write_text("material_id,structure\nmp-1,abc\n")
+    for args, message in [
+        ((csv,), "no 'cif' column"),
+        ((tmp_path / "missing.cif",), "no such file"),
+        (("--builtin", "nope"), "unknown built-in set"),
+        (("--builtin", "mp-sample", "--wavelength", "CuKz"), "unknown wavelength"),
+        (("--builtin", "mp-sample", "--wavelength", "154"), "outside"),
+    ]:
+        result = invoke("simulate", *args, "-o", tmp_path / "x.h5", "-q")
+        assert result.exit_code == 2
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _items(tmp_path, small_structures, n=12):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    names = list(small_structures)
+    for i in range(n):
+        small_structures[names[i % len(names)]].to(filename=str(folder / f"s{i:02d}.cif"))
+    return collect_items([str(folder)])
+
+
+def test_interrupted_run_resumes_to_the_same_result(tmp_path, small_structures):
+    items = _items(tmp_path, small_structures)
+    settings = SimulationSettings(
+        1.54056, "CuKa1", 5, 80, profile=ProfileSettings(5, 80, 0.05, noise_counts=1000), seed=3
+    )
+    full = run_simulation(items, settings, tmp_path / "full.h5", chunk_size=4)
+
+    calls = []
+
+    def interrupt(n):
+        calls.append(n)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "resumed.h5"
+    with pytest.raises(KeyboardInterrupt):
+        run_simulation(items, settings, out, chunk_size=4, on_progress=interrupt)
+    assert not out.exists()
+    parts = out.with_name(out.name + ".partial.d")
+    assert len(list(parts.glob("chunk-*.joblib"))) == 2
+
+    done = []
+    resumed = run_simulation(
+        items, settings, out, chunk_size=4, resume=True, on_progress=done.append
+    )
+    assert done == [8, 4]  # 8 recovered from disk, 4 computed
+    assert not parts.exists()
+    assert resumed.ids == full.ids
+    np.testing.assert_array_equal(resumed.profiles, full.profiles)  # same noise draws
+    for a, b in zip(resumed.sticks_intensity, full.sticks_intensity):
+        np.testing.assert_array_equal(a, b)
+    disk = read_patterns(out)
+    np.testing.assert_array_equal(disk.profiles, full.profiles)
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, small_structures):
+    items = _items(tmp_path, small_structures, n=4)
+    out = tmp_path / "o.h5"
+    parts = out.with_name(out.name + ".partial.d")
+    parts.mkdir()
+    (parts / "run.json").write_text("{}")
+    with pytest.raises(XtalError, match="other inputs or settings"):
+        run_simulation(items, SimulationSettings(1.54056, "CuKa1"), out, resume=True)
+
+
+def test_profile_peaks_sit_at_the_sticks(tmp_path, small_structures, invoke):
+    small_structures["Si"].to(filename=str(tmp_path / "Si.cif"))
+    out = tmp_path / "si.h5"
+    result = invoke(
+        "simulate", tmp_path / "Si.cif", "-o", out, "--profile", "--step", "0.01",
+        "--two-theta-min", "20", "--two-theta-max", "80", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ps = read_patterns(out)
+    grid, prof = ps.profile_grid, ps.profiles[0]
+    assert prof.max() == pytest.approx(1.0)
+    assert grid[np.argmax(prof)] == pytest.approx(28.44, abs=0.02)  # Si (111)
+
+
+def test_ka2_doublet_and_parallel_jobs(tmp_path, small_structures, invoke):
+    small_structures["NaCl"].to(filename=str(tmp_path / "NaCl.cif"))
+    out = tmp_path / "nacl.h5"
+    result = invoke(
+        "simulate", tmp_path / "NaCl.cif", "-o", out, "--wavelength", "CuKa", "--ka2",
+        "--step", "0.005", "--fwhm", "0.03", "--two-theta-min", "60", "--two-theta-max", "70",
+        "-j", "2", "-q",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ps = read_patterns(out)
+    grid, prof = ps.profile_grid, ps.profiles[0]
+    # NaCl (220) at 66.23° (Kα1) with its Kα2 partner about 0.19° higher at half height
+    i1 = np.argmin(np.abs(grid - 66.23))
+    i2 = np.argmin(np.abs(grid - 66.42))
+    assert prof[i2] / prof[i1] == pytest.approx(0.5, abs=0.08)
+
+
+def test_random_crystals_are_reproducible():
+    items = collect_items([], random_n=2, seed=7)
+    a = [load_structure(i) for i in items]
+    b = [load_structure(i) for i in collect_items([], random_n=2, seed=7)]
+    assert [s.composition for s in a] == [s.composition for s in b]
+    assert all(len(s) > 0 for s in a)
