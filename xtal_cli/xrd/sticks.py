@@ -42,8 +42,15 @@ def _pymatgen_sticks(structure, wavelength: float, two_theta_range: tuple[float,
     )
 
 
+def _fast_sticks(structure, wavelength: float, two_theta_range: tuple[float, float]) -> Sticks:
+    # imported here: numba and the compiled kernels load only when the engine is used
+    from xtal_cli.xrd.fast import fast_sticks
+
+    return fast_sticks(structure, wavelength, two_theta_range)
+
+
 # name -> function(structure, wavelength Å, (2θ min, 2θ max)) -> Sticks
-ENGINES: dict[str, Callable[..., Sticks]] = {"pymatgen": _pymatgen_sticks}
+ENGINES: dict[str, Callable[..., Sticks]] = {"pymatgen": _pymatgen_sticks, "fast": _fast_sticks}
 DEFAULT_ENGINE = "pymatgen"
 
 
