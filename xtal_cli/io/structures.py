@@ -206,15 +206,11 @@ def load_structure(item: StructureItem):
 
 
 def _structure_from_cif(text: str):
-    from pymatgen.io.cif import CifParser
+    from pymatgen.core import Structure
 
     if not text or "_cell_length_a" not in text:
         raise ValueError("not a CIF with a unit cell (no _cell_length_a)")
-    parser = CifParser.from_str(text)
-    structures = parser.parse_structures(primitive=False)
-    if not structures:
-        raise ValueError("CIF holds no structure")
-    return structures[0]
+    return Structure.from_str(text, fmt="cif", primitive=False)
 
 
 def _reason(exc: BaseException) -> str:
