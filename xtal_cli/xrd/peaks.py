@@ -1,0 +1,415 @@
+"""Peak finding for measured and profile patterns: background, Kα2 stripping, smoothing, picking.
+
+The pipeline is the classic one of powder-diffraction search programs, with defaults chosen so
+that the shared laboratory scans need no tuning:
+
+1. resample to a uniform 2θ grid when the steps vary (SNIP and Savitzky–Golay need one);
+2. background by SNIP (Ryan et al. 1988; Morháč 2009) on the log-log-sqrt transformed signal,
+   or asymmetric least squares (Eilers & Boelens 2005);
+3. Kα2 stripping by Rachinger's recursion (J. Sci. Instrum. 25, 254, 1948) when ``ka2`` is given;
+4. Savitzky–Golay smoothing with a window set from the width of the strongest peaks;
+5. ``scipy.signal.find_peaks`` with a prominence threshold in units of the estimated noise, which
+   grows like Poisson noise with the signal level, plus a floor relative to the strongest peak.
+
+Positions are refined by a parabola through the three top points; the position uncertainty σ
+is the Cramér–Rao bound of a Gaussian peak's position in white noise (plus the grid quantisation).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xtal_cli.errors import XtalError
+
+# Background window (degrees 2θ): wider than any Bragg peak of a crystalline lab sample, narrower
+# than amorphous humps and sample-holder scattering.
+DEFAULT_BACKGROUND_WIDTH = 1.5
+# Peaks must rise this many local noise σ above their surroundings (scipy's prominence).
+DEFAULT_NOISE_SIGMAS = 5.0
+DEFAULT_MIN_RELATIVE_HEIGHT = 0.01
+
+
+@dataclass
+class Peaks:
+    """Picked peaks (sorted by 2θ) and the processed signal they were picked from."""
+
+    two_theta: np.ndarray  # degrees
+    height: np.ndarray  # background-subtracted (and Kα2-stripped) height
+    fwhm: np.ndarray  # degrees
+    sigma: np.ndarray  # estimated standard uncertainty of the position, degrees
+    area: np.ndarray  # integrated intensity estimate (pseudo-Voigt-ish: 1.064 · height · fwhm)
+    prominence: np.ndarray
+    grid: np.ndarray  # the (uniform) 2θ grid of the arrays below
+    background: np.ndarray  # estimated background on the grid
+    stripped: np.ndarray  # net signal on the grid: smoothed, background removed, Kα2 stripped
+    noise: float  # robust σ of the noise at background level (after smoothing)
+    settings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.two_theta)
+
+    @property
+    def relative_height(self) -> np.ndarray:
+        """Heights scaled so the strongest peak is 100 (like stick intensities)."""
+        top = self.height.max() if len(self.height) else 1.0
+        return 100.0 * self.height / top
+
+
+# ----------------------------------------------------------------------------- background
+
+
+def snip_background(y: np.ndarray, half_width: int, *, lls: bool = True) -> np.ndarray:
+    """SNIP background with a decreasing clipping window (Morháč & Matoušek 2008).
+
+    *half_width* (points) should be about the full base width of the broadest Bragg peak. The
+    log-log-sqrt (LLS) transform compresses strong peaks so that weak ones are not eaten.
+    """
+    y = np.asarray(y, dtype=float)
+    half_width = int(max(1, min(half_width, (len(y) - 1) // 2)))
+    offset = float(min(0.0, y.min()))
+    v = y - offset
+    if lls:
+        v = np.log(np.log(np.sqrt(v + 1.0) + 1.0) + 1.0)
+    pad = np.pad(v, half_width, mode="edge")
+    n = len(v)
+    for p in range(half_width, 0, -1):
+        centre = pad[half_width : half_width + n]
+        mean = 0.5 * (
+            pad[half_width - p : half_width - p + n] + pad[half_width + p : half_width + p + n]
+        )
+        pad[half_width : half_width + n] = np.minimum(centre, mean)
+    v = pad[half_width : half_width + n]
+    if lls:
+        v = (np.exp(np.exp(v) - 1.0) - 1.0) ** 2 - 1.0
+    return v + offset
+
+
+def als_background(
+    y: np.ndarray, *, lam: float = 1e7, p: float = 0.01, iterations: int = 10
+) -> np.ndarray:
+    """Asymmetric least-squares baseline (Eilers & Boelens 2005): smooth, and mostly below y."""
+    from scipy import sparse
+    from scipy.sparse.linalg import spsolve
+
+    y = np.asarray(y, dtype=float)
+    n = len(y)
+    d = sparse.diags([1.0, -2.0, 1.0], [0, -1, -2], shape=(n, n - 2))
+    penalty = lam * d.dot(d.transpose())
+    w = np.ones(n)
+    z = y
+    for _ in range(iterations):
+        weights = sparse.spdiags(w, 0, n, n)
+        z = spsolve(sparse.csc_matrix(weights + penalty), w * y)
+        w = p * (y > z) + (1 - p) * (y < z)
+    return np.asarray(z)
+
+
+# ----------------------------------------------------------------------------- Kα2
+
+
+def strip_ka2(
+    two_theta: np.ndarray,
+    intensity: np.ndarray,
+    wavelength1: float,
+    wavelength2: float,
+    ratio: float,
+) -> np.ndarray:
+    """Rachinger Kα2 stripping: I₁(2θ) = I(2θ) − R·I₁(2θ′), with 2θ′ the Kα1 angle whose Kα2
+    lands at 2θ (sin θ′ = λ₁/λ₂ · sin θ). Works point by point in increasing 2θ."""
+    tt = np.asarray(two_theta, dtype=float)
+    y = np.asarray(intensity, dtype=float)
+    s = np.sin(np.radians(tt) / 2.0) * (wavelength1 / wavelength2)
+    source = 2.0 * np.degrees(np.arcsin(np.clip(s, -1.0, 1.0)))
+    pos = np.interp(source, tt, np.arange(len(tt)), left=-1.0)  # fractional index of 2θ′
+    out = y.tolist()
+    pos_l = pos.tolist()
+    for i in range(len(out)):
+        f = pos_l[i]
+        if f < 0:
+            continue
+        j = int(f)
+        w = f - j
+        if j + 1 < i:
+            prev = out[j] * (1.0 - w) + out[j + 1] * w
+        elif j < i:
+            prev = out[j]
+        else:
+            continue
+        out[i] -= ratio * prev
+    return np.asarray(out)
+
+
+# ----------------------------------------------------------------------------- noise, smoothing
+
+
+def robust_noise(y: np.ndarray, lag: int = 1) -> float:
+    """σ of the noise from the median absolute second difference at *lag* points.
+
+    Insensitive to peaks (few points) and to smooth background (cancels); a lag longer than the
+    correlation length of the noise (detector binning, smoothing) avoids underestimating it.
+    """
+    y = np.asarray(y, dtype=float)
+    lag = max(1, int(lag))
+    if len(y) <= 2 * lag:
+        return 0.0
+    d2 = y[2 * lag :] - 2.0 * y[lag:-lag] + y[: -2 * lag]
+    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / np.sqrt(6.0))
+
+
+def typical_fwhm_points(net: np.ndarray, noise: float) -> float:
+    """Median FWHM (in grid points) of the five most prominent peaks; 0 when there are none."""
+    from scipy.signal import find_peaks as sp_find_peaks
+    from scipy.signal import peak_widths
+
+    floor = 10 * noise if noise > 0 else 0.05 * max(float(net.max()), 0.0)
+    if floor <= 0:
+        return 0.0
+    idx, props = sp_find_peaks(net, prominence=floor)
+    if len(idx) == 0:
+        return 0.0
+    top = idx[np.argsort(props["prominences"])[-5:]]
+    return float(np.median(peak_widths(net, top, rel_height=0.5)[0]))
+
+
+def _noise_gain(window: int, polyorder: int = 3) -> float:
+    """Σc² of a Savitzky–Golay filter: the factor by which it scales white-noise variance."""
+    if not window:
+        return 1.0
+    from scipy.signal import savgol_coeffs
+
+    return float(np.sum(savgol_coeffs(window, polyorder) ** 2))
+
+
+def _refine_tops(tt, net, idx, width_points):
+    """Least-squares parabola through the points within ±0.35 FWHM of each maximum."""
+    step = tt[1] - tt[0]
+    pos = tt[idx].astype(float)
+    height = net[idx].astype(float)
+    for k, (i, w) in enumerate(zip(idx, width_points)):
+        hw = max(1, int(round(0.35 * w)))
+        lo, hi = max(0, i - hw), min(len(net), i + hw + 1)
+        if hi - lo < 3:
+            continue
+        x = np.arange(lo, hi) - i
+        c2, c1, c0 = np.polyfit(x, net[lo:hi], 2)
+        if c2 >= 0:
+            continue
+        v = -c1 / (2 * c2)
+        if abs(v) <= hw:
+            pos[k] = tt[i] + v * step
+            height[k] = c0 - c1 * c1 / (4 * c2)
+    return pos, height
+
+
+def _odd(x: float) -> int:
+    n = int(round(x))
+    return n if n % 2 == 1 else n + 1
+
+
+# ----------------------------------------------------------------------------- main entry
+
+
+def find_peaks(
+    two_theta,
+    intensity,
+    *,
+    ka2: tuple[float, float, float] | None = None,
+    prominence: float | None = None,
+    min_relative_height: float = DEFAULT_MIN_RELATIVE_HEIGHT,
+    background: str | None = "snip",
+    smooth: int | str | None = "auto",
+    background_width: float = DEFAULT_BACKGROUND_WIDTH,
+    noise_sigmas: float = DEFAULT_NOISE_SIGMAS,
+) -> Peaks:
+    """Pick the Bragg peaks of a pattern on a 2θ grid.
+
+    ka2: ``(λ1, λ2, I2/I1)`` to strip the Kα2 component (Rachinger), or None to keep it.
+    prominence: absolute prominence threshold (intensity units); None = ``noise_sigmas`` × the
+        local noise, which scales like √signal relative to the background level.
+    min_relative_height: drop peaks lower than this fraction of the strongest net peak.
+    background: ``"snip"`` (default), ``"als"`` or None (data are already background-free).
+    smooth: ``"auto"`` (Savitzky–Golay window from the peak widths), an odd window in points,
+        or None/0 for no smoothing.
+    background_width: SNIP window in degrees 2θ (about the base width of the broadest peak).
+    """
+    from scipy.signal import find_peaks as sp_find_peaks
+    from scipy.signal import peak_widths, savgol_filter
+
+    tt = np.asarray(two_theta, dtype=float)
+    y = np.asarray(intensity, dtype=float)
+    if tt.shape != y.shape or tt.ndim != 1:
+        raise XtalError("find_peaks: 2θ and intensity must be 1-D arrays of the same length")
+    if len(tt) < 10:
+        raise XtalError(f"find_peaks: only {len(tt)} points; a powder pattern needs more")
+    if not (np.all(np.isfinite(tt)) and np.all(np.isfinite(y))):
+        raise XtalError("find_peaks: 2θ or intensity contains NaN or infinite values")
+    order = np.argsort(tt, kind="stable")
+    tt, y = tt[order], y[order]
+    steps = np.diff(tt)
+    step = float(np.median(steps))
+    if step <= 0:
+        raise XtalError("find_peaks: 2θ values do not increase")
+    if np.any(np.abs(steps - step) > 0.01 * step):  # non-uniform: resample at the median step
+        grid = np.arange(tt[0], tt[-1] + 0.5 * step, step)
+        y = np.interp(grid, tt, y)
+        tt = grid
+
+    if background not in ("snip", "als", None, "none"):
+        raise XtalError(
+            f"find_peaks: unknown background method {background!r}; use snip, als or none"
+        )
+    estimate_bg = background in ("snip", "als")
+
+    def _background(signal):
+        if background == "snip":
+            return snip_background(signal, int(round(background_width / step)))
+        if background == "als":
+            return als_background(signal)
+        return np.zeros_like(signal)
+
+    # A first pass on the raw data gives the noise and the typical peak width ...
+    net0 = y - _background(y) if estimate_bg else y
+    raw_noise = robust_noise(net0)
+    fwhm_points = typical_fwhm_points(net0, raw_noise)
+    if smooth == "auto":  # half the FWHM keeps peak heights within about 1 %
+        window = max(5, _odd(0.5 * fwhm_points)) if fwhm_points >= 6 else 0
+    else:
+        window = int(smooth or 0)
+        if window and (window < 5 or window % 2 == 0):
+            raise XtalError(f"find_peaks: smoothing window {window} must be odd and ≥ 5")
+    if not window or window >= len(y):
+        window = 0
+    # ... then background and peaks come from the smoothed signal.
+    ys = savgol_filter(y, window, 3, mode="interp") if window else y
+    bg = _background(ys)
+    net = ys - bg
+    # Noise of the signal peaks are picked from, at a lag beyond its correlation length.
+    noise = robust_noise(net, lag=max(3, window))
+    if estimate_bg and noise > 0:
+        # Clipping filters settle on the lower envelope of the noise: lift by the median residual
+        # of the points that are background, so heights and the plotted background are unbiased.
+        quiet = net < np.median(net) + 3.0 * noise
+        offset = float(np.median(net[quiet]))
+        bg = bg + offset
+        net = net - offset
+
+    if ka2 is not None:
+        l1, l2, ratio = (float(v) for v in ka2)
+        net = strip_ka2(tt, net, l1, l2, ratio)
+
+    # Local noise grows like Poisson noise with the signal level (relative to the typical level,
+    # which is the background's for any pattern that is mostly background).
+    level = float(np.median(y)) if np.median(y) > 0 and noise > 0 else None
+    # Prominence is measured within about three peak widths: a noise wiggle cannot borrow the
+    # depth of a distant valley, which keeps false peaks rare at a few σ.
+    wlen = max(7, _odd(3 * fwhm_points)) if fwhm_points > 0 else None
+    candidates, props = sp_find_peaks(
+        net, prominence=max(noise, 1e-12 * max(net.max(), 1.0)), wlen=wlen
+    )
+    prom = props["prominences"]
+    if prominence is None:
+        if level is not None:
+            local = noise * np.sqrt(np.maximum(1.0, (y[candidates]) / level))
+        else:
+            local = np.full(len(candidates), noise)
+        keep = prom >= noise_sigmas * local
+    else:
+        keep = prom >= float(prominence)
+    heights = net[candidates]
+    keep &= heights > 0
+    if keep.any():
+        keep &= heights >= min_relative_height * heights[keep].max()
+    idx, prom = candidates[keep], prom[keep]
+
+    if len(idx):
+        width_points = peak_widths(net, idx, rel_height=0.5)[0]
+    else:
+        width_points = np.zeros(0)
+    pos, height = _refine_tops(tt, net, idx, width_points)
+    widths = np.maximum(width_points * step, step)
+    # Anything broader than the background window is background the SNIP could not follow
+    # (amorphous humps, sample-holder scattering), not a Bragg peak.
+    if background == "snip":
+        bragg = widths <= background_width
+        idx, prom, pos, height, widths = (v[bragg] for v in (idx, prom, pos, height, widths))
+
+    # Cramér–Rao σ of a Gaussian centre in white noise: (σ_n / A) · sqrt(2 s Δ / √π), with
+    # s = FWHM / 2.355. Smoothing made the noise σ_n smaller but correlated; the equivalent
+    # white-noise step is Δ / Σc² (c: the Savitzky–Golay coefficients).
+    s = widths / 2.3548
+    step_eff = step / _noise_gain(window)
+    if level is not None:
+        local_noise = noise * np.sqrt(np.maximum(1.0, y[idx] / level))
+    else:
+        local_noise = np.full(len(idx), noise)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        crlb = local_noise / np.maximum(height, 1e-300) * np.sqrt(2 * s * step_eff / np.sqrt(np.pi))
+    sigma = np.sqrt(crlb**2 + step**2 / 12.0)
+
+    return Peaks(
+        two_theta=pos,
+        height=height,
+        fwhm=widths,
+        sigma=sigma,
+        area=1.064 * height * widths,
+        prominence=prom,
+        grid=tt,
+        background=bg,
+        stripped=net,
+        noise=float(noise),
+        settings={
+            "background": background or "none",
+            "background_width": background_width,
+            "smooth_window": window,
+            "prominence_window": wlen,
+            "ka2": list(ka2) if ka2 is not None else None,
+            "prominence": prominence,
+            "noise_sigmas": noise_sigmas,
+            "min_relative_height": min_relative_height,
+        },
+    )
+
+
+def find_scan_peaks(scan, *, strip_ka2_from_file: bool = True, **kwargs) -> Peaks:
+    """:func:`find_peaks` on a :class:`~xtal_cli.io.scans.Scan`, stripping Kα2 when the scan
+    names both wavelengths (pass ``ka2=`` to override)."""
+    if "ka2" not in kwargs and strip_ka2_from_file and scan.wavelength and scan.wavelength2:
+        ratio = scan.ka2_ratio if scan.ka2_ratio else 0.5
+        kwargs["ka2"] = (scan.wavelength, scan.wavelength2, ratio)
+    return find_peaks(scan.two_theta, scan.counts, **kwargs)
+
+
+def plot_peaks(scan, peaks: Peaks, path: str | os.PathLike, *, title: str | None = None) -> None:
+    """PNG for a person to check the picking: scan, background, net signal and picked peaks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
+    )
+    top.plot(scan.two_theta, scan.counts, lw=0.6, color="0.3", label="scan")
+    top.plot(peaks.grid, peaks.background, lw=1.0, color="tab:orange", label="background")
+    top.set_ylabel("intensity")
+    top.legend(loc="upper right", fontsize=8)
+    bottom.plot(
+        peaks.grid,
+        peaks.stripped,
+        lw=0.6,
+        color="tab:blue",
+        label="net (Kα2 stripped)" if peaks.settings.get("ka2") else "net",
+    )
+    bottom.plot(
+        peaks.two_theta, peaks.height, "v", color="tab:red", ms=4, label=f"{len(peaks)} peaks"
+    )
+    bottom.set_xlabel("2θ (degrees)")
+    bottom.set_ylabel("net intensity")
+    bottom.legend(loc="upper right", fontsize=8)
+    top.set_title(title if title is not None else (os.path.basename(scan.path) or "pattern"))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
