@@ -1,0 +1,563 @@
+"""The Rietveld model and its weighted least-squares refinement (GSAS-II conventions).
+
+y_calc(2θ) = background(2θ) + Σ_phase,hkl,line  area · S(2θ − pos)
+
+* pos = 2θ_Bragg(λ_line, d(A)) + Zero − (0.09/πR)(DisplaceX·cos2θ + DisplaceY·sin2θ)  [GSAS-II]
+* area = scale · I_line/I_Kα1 · multiplicity · |F|² · L · P, L = 1/(2 sin²θ cosθ),
+  P = (1 − Polariz.)·cos²2θ + Polariz. (GSAS-II's polarisation at azimuth 0; Polariz. from the
+  instrument file carries the monochromator);
+* widths from U V W X Y (+ GSAS-II's default sample broadening: 1 µm size, 1000 µstrain,
+  Lorentzian) and SH/L (:mod:`.profile`).
+
+The refinement is Levenberg–Marquardt on w = 1/σ², σ² = counts (as GSAS-II), with the Jacobian
+from the compiled kernel (analytic in position and widths, analytic |F|² derivatives for atoms,
+exact for the linear background). Parameters switched on in a stage stay on in later stages,
+as in GSAS-II's scripted refinements. Rwp, Rp, GOF and esds are computed the standard way.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xtal_cli.errors import XtalError
+from xtal_cli.refine import background as bgmod
+from xtal_cli.refine import profile as prof
+from xtal_cli.refine.phases import A_to_cell, Phase, hkl_terms
+from xtal_cli.refine.scattering import StructureFactors
+
+SIZE_UM = 1.0  # GSAS-II default isotropic crystallite size (µm), not refined
+MUSTRAIN = 1000.0  # GSAS-II default isotropic microstrain (10⁻⁶), not refined
+INSTRUMENT_PARAMS = ("zero", "DisplaceX", "DisplaceY", "U", "V", "W", "X", "Y", "SH/L")
+
+
+class RefinementFailed(XtalError):
+    """A refinement that diverged or ran out of time (a failed BBO trial, not a user error)."""
+
+
+@dataclass
+class Stage:
+    """One step of a staged refinement: switch parameters on, maybe change the range, refine."""
+
+    name: str
+    refine: tuple[str, ...] = ()  # names or groups: scale background cell xyz uiso + INSTRUMENT
+    limits: tuple[float, float] | None = None
+    background: tuple[str, int] | None = None  # (type, number of coefficients)
+    cycles: int = 4
+
+
+@dataclass
+class Result:
+    rwp: float
+    rp: float
+    gof: float  # sqrt(χ²/(N−P)), as GSAS-II prints it
+    chi2_reduced: float  # χ²/(N−P)
+    n_points: int
+    n_params: int
+    values: dict
+    esds: dict
+    cell: tuple
+    cell_esd: tuple
+    sites: list
+    limits: tuple
+    stages: list
+    seconds: float
+    background: tuple
+    negative_uiso: bool = False
+
+    def summary(self) -> dict:
+        return {
+            "rwp": self.rwp,
+            "rp": self.rp,
+            "gof": self.gof,
+            "chi2_reduced": self.chi2_reduced,
+            "n_points": self.n_points,
+            "n_params": self.n_params,
+            "limits": list(self.limits),
+            "background": {"type": self.background[0], "n": self.background[1]},
+            "cell": list(self.cell),
+            "cell_esd": list(self.cell_esd),
+            "sites": self.sites,
+            "parameters": {
+                k: {"value": v, "esd": self.esds.get(k)} for k, v in self.values.items()
+            },
+            "stages": self.stages,
+            "seconds": self.seconds,
+            "negative_uiso": self.negative_uiso,
+        }
+
+
+@dataclass
+class _Layout:
+    names: list[str]
+    index: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.index = {n: i for i, n in enumerate(self.names)}
+
+
+class RietveldModel:
+    """One measured pattern, one phase, one instrument: compute, refine, report."""
+
+    def __init__(self, two_theta, counts, phase: Phase, instrument, sigma=None):
+        tt = np.asarray(two_theta, dtype=float)
+        y = np.asarray(counts, dtype=float)
+        if not (np.all(np.isfinite(tt)) and np.all(np.isfinite(y))):
+            raise XtalError("pattern: contains NaN or infinite counts; clean the file first")
+        if np.any(y < 0):
+            raise XtalError(
+                f"pattern: {int(np.sum(y < 0))} negative counts; Rietveld weights need raw "
+                "counts (w = 1/counts), not background-subtracted data"
+            )
+        self.tt, self.yobs = tt, y
+        if sigma is not None and np.all(np.asarray(sigma) > 0):
+            self.w = 1.0 / np.asarray(sigma, dtype=float) ** 2
+        else:
+            self.w = 1.0 / np.maximum(y, 1.0)  # σ² = counts, as GSAS-II
+        self.phase = phase
+        self.inst = instrument
+        self.lines = instrument.lines()
+        lam_max = max(lam for lam, _ in self.lines)
+        th_max = math.radians(min(tt[-1] + 2.0, 179.0) / 2)
+        d_min = lam_max / (2 * math.sin(th_max))
+        self.hkl, self.mult = phase.reflections(d_min)
+        if len(self.hkl) == 0:
+            raise XtalError(f"{phase.path}: no reflections in the measured 2θ range")
+        self.H = hkl_terms(self.hkl)
+        s = 0.5 * np.sqrt(self.H @ phase.A0)
+        self.sf = StructureFactors(phase, self.hkl, s, instrument.lam1)
+        self.Hb = self.H @ phase.A_basis  # (nrefl, nA)
+        self._f2_key = None
+        self._f2_val = None
+        self.bg_kind, self.bg_n = "chebyschev", 1
+        self._build_layout()
+        self.values = self._initial_values()
+        self.free: list[str] = []
+        self.set_limits(float(tt[0]), float(tt[-1]))
+
+    # ------------------------------------------------------------ parameters
+
+    def _build_layout(self) -> None:
+        names = ["scale", *INSTRUMENT_PARAMS]
+        names += [f"A{i}" for i in range(self.phase.A_basis.shape[1])]
+        for i, site in enumerate(self.phase.sites):
+            names += [f"xyz:{i}:{j}" for j in range(site.basis.shape[1])]
+            names.append(f"Uiso:{i}")
+        names += [f"bg{i}" for i in range(self.bg_n)]
+        old = getattr(self, "layout", None)
+        self.layout = _Layout(names)
+        if old is not None:
+            vals = np.zeros(len(names))
+            for n, i in self.layout.index.items():
+                if n in old.index:
+                    vals[i] = self.values[old.index[n]]
+            self.values = vals
+
+    def _initial_values(self) -> np.ndarray:
+        inst = self.inst
+        v = np.zeros(len(self.layout.names))
+        ix = self.layout.index
+        v[ix["scale"]] = 1.0
+        for name, val in (("zero", inst.zero), ("U", inst.U), ("V", inst.V), ("W", inst.W),
+                          ("X", inst.X), ("Y", inst.Y), ("SH/L", inst.SH_L)):  # fmt: skip
+            v[ix[name]] = val
+        for i, site in enumerate(self.phase.sites):
+            v[ix[f"Uiso:{i}"]] = site.uiso
+        v[ix["bg0"]] = 1.0
+        return v
+
+    def set_background(self, kind: str, n: int) -> None:
+        """Change the background function; coefficients kept where they exist (as GSAS-II)."""
+        if kind not in bgmod.TYPES:
+            raise XtalError(
+                f"unknown background type {kind!r}; use one of {', '.join(bgmod.TYPES)}"
+            )
+        self.bg_kind, self.bg_n = kind, int(n)
+        self._build_layout()
+        self.free = [f for f in self.free if f in self.layout.index]
+        self._bg_basis()
+
+    def set_limits(self, lo: float, hi: float) -> None:
+        i0 = int(np.searchsorted(self.tt, lo))
+        i1 = int(np.searchsorted(self.tt, hi, side="right"))
+        if i1 - i0 < 20:
+            raise XtalError(f"2θ limits {lo:g}-{hi:g} hold fewer than 20 points of the pattern")
+        self.i0, self.i1 = i0, i1
+        self.x = np.ascontiguousarray(self.tt[i0:i1])
+        self._bg_basis()
+
+    def _bg_basis(self) -> None:
+        self.B = bgmod.basis(self.bg_kind, self.bg_n, self.x, self.inst.lam1)
+
+    def switch_on(self, what) -> None:
+        """Flag parameters or groups for refinement (cumulative, as GSAS-II's 'set')."""
+        groups = {
+            "scale": ["scale"],
+            "background": [n for n in self.layout.names if n.startswith("bg")],
+            "cell": [n for n in self.layout.names if n.startswith("A")],
+            "xyz": [n for n in self.layout.names if n.startswith("xyz:")],
+            "uiso": [n for n in self.layout.names if n.startswith("Uiso:")],
+        }
+        for w in what:
+            names = groups.get(w, [w] if w in self.layout.index else None)
+            if names is None:
+                raise XtalError(f"unknown refinable parameter {w!r}")
+            for n in names:
+                if n not in self.free:
+                    self.free.append(n)
+
+    def get(self, name: str) -> float:
+        return float(self.values[self.layout.index[name]])
+
+    def set(self, name: str, value: float) -> None:
+        self.values[self.layout.index[name]] = value
+
+    # ------------------------------------------------------------ model
+
+    def _unpack(self, v):
+        ix = self.layout.index
+        nA = self.phase.A_basis.shape[1]
+        pA = np.array([v[ix[f"A{i}"]] for i in range(nA)])
+        xyz, uiso, pxyz = [], [], []
+        for i, site in enumerate(self.phase.sites):
+            p = np.array([v[ix[f"xyz:{i}:{j}"]] for j in range(site.basis.shape[1])])
+            pxyz.append(p)
+            xyz.append(site.xyz + site.basis @ p if len(p) else site.xyz.copy())
+            uiso.append(v[ix[f"Uiso:{i}"]])
+        return pA, xyz, np.array(uiso), pxyz
+
+    def _f2(self, xyz, uiso, derivatives):
+        key = (tuple(np.concatenate(xyz).round(12)), tuple(uiso.round(12)))
+        if not derivatives and key == self._f2_key:
+            return self._f2_val, None, None
+        F2, dx, du = self.sf.compute(xyz, uiso, derivatives)
+        self._f2_key, self._f2_val = key, F2
+        return F2, dx, du
+
+    def peaks(self, v, derivatives: bool = False):
+        """Per-peak position, σ², γ, area (Kα1 and Kα2 stacked) and, optionally, derivatives."""
+        ix = self.layout.index
+        pA, xyz, uiso, _ = self._unpack(v)
+        A = self.phase.A0 + self.phase.A_basis @ pA
+        Q = self.H @ A
+        F2, dF2x, dF2u = self._f2(xyz, uiso, derivatives)
+        const = 0.09 / (math.pi * self.inst.gonio_radius)
+        out = {k: [] for k in ("pos", "sig", "gam", "area", "tth", "dQ", "lp", "ratio", "refl")}
+        for lam, ratio in self.lines:
+            sinth = np.clip(lam * np.sqrt(Q) / 2, 0, 0.999999)
+            th = np.arcsin(sinth)
+            tth = np.degrees(2 * th)
+            c2t, s2t = np.cos(2 * th), np.sin(2 * th)
+            pos = (
+                tth + v[ix["zero"]] - const * (v[ix["DisplaceX"]] * c2t + v[ix["DisplaceY"]] * s2t)
+            )
+            tan, cos = np.tan(th), np.cos(th)
+            sig = v[ix["U"]] * tan**2 + v[ix["V"]] * tan + v[ix["W"]]
+            sample = 1.8 * lam / (math.pi * SIZE_UM * cos) + 0.018 * MUSTRAIN * tan / math.pi
+            gam = v[ix["X"]] / cos + v[ix["Y"]] * tan + self.inst.Z + sample
+            lorentz = 1.0 / (2 * sinth**2 * cos)
+            pola = (1 - self.inst.polariz) * c2t**2 + self.inst.polariz
+            lp = lorentz * pola
+            area = v[ix["scale"]] * ratio * self.mult * F2 * lp
+            dQ = np.degrees(lam / (2 * np.sqrt(Q) * cos))  # d(2θ)/dQ in degrees
+            for k, val in (("pos", pos), ("sig", sig), ("gam", gam), ("area", area), ("tth", tth),
+                           ("dQ", dQ), ("lp", lp), ("ratio", np.full_like(pos, ratio)),
+                           ("refl", np.arange(len(pos)))):  # fmt: skip
+                out[k].append(val)
+        pk = {k: np.concatenate(val) for k, val in out.items()}
+        if derivatives:
+            pk["dF2x"], pk["dF2u"] = dF2x, dF2u
+        return pk
+
+    def _coefficients(self, v, pk, free):
+        """d pos/dp, dσ²/dp, dγ/dp, d area/dp per peak, for the free parameters."""
+        npk, P = len(pk["pos"]), len(free)
+        Cpos, Csig, Cgam, Carea = (np.zeros((npk, P)) for _ in range(4))
+        ix = self.layout.index
+        th = np.radians(pk["tth"] / 2)
+        tan, cos = np.tan(th), np.cos(th)
+        const = 0.09 / (math.pi * self.inst.gonio_radius)
+        refl = pk["refl"]
+        base = v[ix["scale"]] * pk["ratio"] * self.mult[refl] * pk["lp"]
+        ishl = -1
+        for p, name in enumerate(free):
+            if name == "scale":
+                Carea[:, p] = pk["area"] / v[ix["scale"]] if v[ix["scale"]] != 0 else 0
+            elif name == "zero":
+                Cpos[:, p] = 1.0
+            elif name == "DisplaceX":
+                Cpos[:, p] = -const * np.cos(2 * th)
+            elif name == "DisplaceY":
+                Cpos[:, p] = -const * np.sin(2 * th)
+            elif name == "U":
+                Csig[:, p] = tan**2
+            elif name == "V":
+                Csig[:, p] = tan
+            elif name == "W":
+                Csig[:, p] = 1.0
+            elif name == "X":
+                Cgam[:, p] = 1.0 / cos
+            elif name == "Y":
+                Cgam[:, p] = tan
+            elif name == "SH/L":
+                ishl = p
+            elif name.startswith("A"):
+                a = int(name[1:])
+                Cpos[:, p] = pk["dQ"] * self.Hb[refl, a]
+            elif name.startswith("xyz:"):
+                _, i, j = name.split(":")
+                Carea[:, p] = base * pk["dF2x"][int(i)][refl, int(j)]
+            elif name.startswith("Uiso:"):
+                i = int(name.split(":")[1])
+                Carea[:, p] = base * pk["dF2u"][refl, i]
+        return Cpos, Csig, Cgam, Carea, ishl
+
+    def calc(self, v=None, free=None):
+        """(background, peaks) on the current range; with *free*, also the Jacobian."""
+        v = self.values if v is None else v
+        ix = self.layout.index
+        pk = self.peaks(v, derivatives=free is not None)
+        shl = max(float(v[ix["SH/L"]]), 0.0)
+        fw, _ = prof.tch(pk["sig"], pk["gam"])
+        lo, hi = prof.windows(self.x, pk["pos"], fw, shl)
+        bgc = np.array([v[ix[f"bg{i}"]] for i in range(self.bg_n)])
+        ybg = self.B @ bgc
+        c = np.ascontiguousarray
+        args = (self.x, c(pk["pos"]), c(pk["sig"]), c(pk["gam"]), shl, c(pk["area"]), lo, hi)
+        tables = (prof._NODES, prof._WEIGHTS, prof._ORDERS)
+        if free is None:
+            return ybg, prof.render(*args, *tables)
+        Cpos, Csig, Cgam, Carea, ishl = self._coefficients(v, pk, free)
+        ypk, J = prof.render_jacobian(*args, Cpos, Csig, Cgam, Carea, ishl, *tables)
+        for p, name in enumerate(free):
+            if name.startswith("bg"):
+                J[:, p] = self.B[:, int(name[2:])]
+        return ybg, ypk, J
+
+    # ------------------------------------------------------------ statistics
+
+    def statistics(self, v=None, n_params: int | None = None) -> dict:
+        ybg, ypk = self.calc(v)
+        yo, w = self.yobs[self.i0 : self.i1], self.w[self.i0 : self.i1]
+        diff = yo - ybg - ypk
+        chi2 = float(np.sum(w * diff**2))
+        n = len(yo)
+        p = len(self.free) if n_params is None else n_params
+        red = chi2 / max(n - p, 1)
+        return {
+            "rwp": 100 * math.sqrt(chi2 / float(np.sum(w * yo**2))),
+            "rp": 100 * float(np.sum(np.abs(diff)) / np.sum(yo)),
+            "chi2": chi2,
+            "chi2_reduced": red,
+            "gof": math.sqrt(red),
+            "n_points": n,
+        }
+
+    # ------------------------------------------------------------ least squares
+
+    def _residual(self, v, free=None):
+        sw = np.sqrt(self.w[self.i0 : self.i1])
+        yo = self.yobs[self.i0 : self.i1]
+        if free is None:
+            ybg, ypk = self.calc(v)
+            return (ybg + ypk - yo) * sw
+        ybg, ypk, J = self.calc(v, free)
+        return (ybg + ypk - yo) * sw, J * sw[:, None]
+
+    def initial_scale(self) -> None:
+        """Linear estimate of the scale (and constant background) before the first cycle."""
+        ix = self.layout.index
+        v = self.values.copy()
+        v[ix["scale"]] = 1.0
+        _, ypk = self.calc(v)
+        yo = self.yobs[self.i0 : self.i1]
+        w = self.w[self.i0 : self.i1]
+        ybg, _ = self.calc(self.values)
+        denom = float(np.sum(w * ypk * ypk))
+        if denom > 0:
+            self.values[ix["scale"]] = max(float(np.sum(w * ypk * (yo - ybg)) / denom), 1e-12)
+
+    def lsq(self, cycles: int = 4, deadline: float | None = None, tol: float = 1e-4) -> float:
+        """Levenberg–Marquardt on the flagged parameters; returns the final χ²."""
+        free = list(self.free)
+        ix = np.array([self.layout.index[n] for n in free], dtype=int)
+        v = self.values.copy()
+        if not free:
+            r = self._residual(v)
+            return float(r @ r)
+        r, J = self._residual(v, free)
+        chi2 = float(r @ r)
+        if not math.isfinite(chi2):
+            raise RefinementFailed("model gives non-finite values")
+        lam = 1e-3
+        for _cycle in range(cycles):
+            if deadline is not None and time.monotonic() > deadline:
+                raise RefinementFailed("refinement timed out")
+            H = J.T @ J
+            g = J.T @ r
+            d = np.sqrt(np.diag(H))
+            d[d == 0] = 1.0
+            Hn = H / np.outer(d, d)
+            gn = g / d
+            accepted = False
+            for _try in range(8):
+                M = Hn + lam * np.eye(len(free))
+                step = -np.linalg.lstsq(M, gn, rcond=1e-10)[0] / d
+                vn = v.copy()
+                vn[ix] += step
+                rn = self._residual(vn)
+                chi2n = float(rn @ rn)
+                if math.isfinite(chi2n) and chi2n <= chi2:
+                    accepted = True
+                    break
+                lam *= 10
+            if not accepted:
+                break
+            lam = max(lam / 10, 1e-6)
+            gain = (chi2 - chi2n) / chi2
+            v, chi2 = vn, chi2n
+            self._check(v)
+            if gain < tol:
+                break
+            r, J = self._residual(v, free)
+        self.values = v
+        return chi2
+
+    def _check(self, v) -> None:
+        """Stop a refinement that has left physics (the BBO study marks the trial failed)."""
+        pA, xyz, uiso, pxyz = self._unpack(v)
+        A = self.phase.A0 + self.phase.A_basis @ pA
+        if np.any(A[:3] <= 0) or np.max(np.abs(A - self.phase.A0)[:3] / self.phase.A0[:3]) > 0.05:
+            raise RefinementFailed("lattice diverged (more than 2.5 % from the start)")
+        if np.any(uiso > 1.0) or np.any(uiso < -0.5):
+            raise RefinementFailed("Uiso diverged")
+        if any(len(p) and np.max(np.abs(p)) > 0.25 for p in pxyz):
+            raise RefinementFailed("atom positions diverged")
+
+    def esds(self) -> dict:
+        """Standard uncertainties of the flagged parameters (covariance × reduced χ²)."""
+        free = list(self.free)
+        if not free:
+            return {}
+        r, J = self._residual(self.values, free)
+        red = float(r @ r) / max(len(r) - len(free), 1)
+        H = J.T @ J
+        d = np.sqrt(np.diag(H))
+        d[d == 0] = 1.0
+        cov = np.linalg.pinv(H / np.outer(d, d), rcond=1e-12) / np.outer(d, d) * red
+        self._cov = (free, cov)
+        return {n: float(math.sqrt(max(cov[i, i], 0.0))) for i, n in enumerate(free)}
+
+    # ------------------------------------------------------------ results
+
+    def cell(self, v=None) -> tuple:
+        v = self.values if v is None else v
+        pA, *_ = self._unpack(v)
+        return A_to_cell(self.phase.A0 + self.phase.A_basis @ pA)
+
+    def cell_esd(self) -> tuple:
+        """Propagate the A-parameter covariance to a, b, c, α, β, γ (numerical Jacobian)."""
+        free, cov = getattr(self, "_cov", ([], None))
+        names = [n for n in free if n.startswith("A")]
+        if not names:
+            return (0.0,) * 6
+        idx = [free.index(n) for n in names]
+        C = cov[np.ix_(idx, idx)]
+        Jc = np.zeros((6, len(names)))
+        for k, n in enumerate(names):
+            v1, v2 = self.values.copy(), self.values.copy()
+            h = 1e-7 * max(abs(self.phase.A0[:3]).max(), 1e-6)
+            v1[self.layout.index[n]] += h
+            v2[self.layout.index[n]] -= h
+            Jc[:, k] = (np.array(self.cell(v1)) - np.array(self.cell(v2))) / (2 * h)
+        return tuple(float(x) for x in np.sqrt(np.maximum(np.diag(Jc @ C @ Jc.T), 0)))
+
+    def sites(self, esds: dict | None = None) -> list[dict]:
+        esds = esds or {}
+        _, xyz, uiso, _ = self._unpack(self.values)
+        out = []
+        for i, site in enumerate(self.phase.sites):
+            # esd of each coordinate from the free parameters along its basis
+            sx = np.zeros(3)
+            for j in range(site.basis.shape[1]):
+                sx += (site.basis[:, j] * esds.get(f"xyz:{i}:{j}", 0.0)) ** 2
+            out.append(
+                {
+                    "label": site.label,
+                    "species": [[e, o] for e, o in site.species],
+                    "xyz": [float(c) for c in xyz[i]],
+                    "xyz_esd": [float(c) for c in np.sqrt(sx)],
+                    "uiso": float(uiso[i]),
+                    "uiso_esd": esds.get(f"Uiso:{i}", 0.0),
+                    "multiplicity": site.multiplicity,
+                }
+            )
+        return out
+
+    def named_values(self) -> dict:
+        """Refined values with readable names (cell terms and site coordinates spelled out)."""
+        out = {}
+        for name in self.layout.names:
+            out[self._pretty(name)] = self.get(name)
+        return out
+
+    def _pretty(self, name: str) -> str:
+        if name.startswith("xyz:"):
+            _, i, j = name.split(":")
+            return f"{self.phase.sites[int(i)].label}:dxyz{j}"
+        if name.startswith("Uiso:"):
+            return f"{self.phase.sites[int(name.split(':')[1])].label}:Uiso"
+        return name
+
+    def reflection_positions(self) -> np.ndarray:
+        """Kα1 peak positions within the current range (tick marks of the Rietveld plot)."""
+        pk = self.peaks(self.values)
+        n = len(self.hkl)
+        pos = pk["pos"][:n]
+        return pos[(pos >= self.x[0]) & (pos <= self.x[-1])]
+
+
+def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = None) -> Result:
+    """Run *stages* in order on *model* and return the statistics of the last one."""
+    t0 = time.monotonic()
+    deadline = None if timeout is None else t0 + timeout
+    history = []
+    model.switch_on(["scale"])
+    first = True
+    for st in stages:
+        if st.limits is not None:
+            model.set_limits(*st.limits)
+        if st.background is not None:
+            model.set_background(*st.background)
+        model.switch_on(st.refine)
+        if first:
+            model.initial_scale()
+            first = False
+        model.lsq(cycles=st.cycles, deadline=deadline)
+        stats = model.statistics()
+        history.append({"stage": st.name, "rwp": stats["rwp"], "n_params": len(model.free)})
+    esds = model.esds()
+    stats = model.statistics()
+    _, _, uiso, _ = model._unpack(model.values)
+    named_esd = {model._pretty(k): v for k, v in esds.items()}
+    return Result(
+        rwp=stats["rwp"],
+        rp=stats["rp"],
+        gof=stats["gof"],
+        chi2_reduced=stats["chi2_reduced"],
+        n_points=stats["n_points"],
+        n_params=len(model.free),
+        values=model.named_values(),
+        esds=named_esd,
+        cell=model.cell(),
+        cell_esd=model.cell_esd(),
+        sites=model.sites(esds),
+        limits=(float(model.x[0]), float(model.x[-1])),
+        stages=history,
+        seconds=time.monotonic() - t0,
+        background=(model.bg_kind, model.bg_n),
+        negative_uiso=bool(np.any(uiso < 0)),
+    )
