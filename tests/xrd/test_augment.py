@@ -1,0 +1,110 @@
+"""Augmented simulations: draws are recorded and reproducible, and each effect does what it says."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from xtal_cli.xrd.augment import (
+    AugmentSettings,
+    augmented_profile,
+    draw_augmentation,
+    march_dollase,
+    tch_fwhm_eta,
+)
+from xtal_cli.xrd.peaks import find_peaks
+from xtal_cli.xrd.sticks import Sticks
+
+GRID = np.arange(10.0, 90.0, 0.02)
+CUKA1 = 1.54056
+
+
+def _sticks():
+    return Sticks(
+        two_theta=np.array([28.44, 47.30, 56.12, 69.13, 76.38]),
+        intensity=np.array([100.0, 55.0, 30.0, 6.0, 11.0]),
+        hkl=np.array([[1, 1, 1], [2, 2, 0], [3, 1, 1], [4, 0, 0], [3, 3, 1]]),
+        d=np.array([3.135, 1.920, 1.637, 1.358, 1.246]),
+    )
+
+
+def _clean(**overrides) -> dict:
+    params = {
+        "U": 0.0, "V": 0.0, "W": 0.004, "X": 0.0, "Y": 0.0, "ka2": False, "ka2_ratio": 0.0,
+        "zero_shift": 0.0, "displacement_mm": 0.0, "radius_mm": 240.0, "counts": None,
+        "background_level": 0.0, "background_poly": [0.0, 0.0], "background_decay": 0.0,
+        "hump_height": 0.0, "texture_r": 1.0, "texture_axis": [0, 0, 1],
+        "impurity_two_theta": [], "impurity_intensity": [], "window": None, "seed": 0,
+    }  # fmt: skip
+    params.update(overrides)
+    return params
+
+
+def test_draws_are_reproducible_json_and_within_ranges():
+    s = AugmentSettings()
+    a = [draw_augmentation(np.random.default_rng(5), s) for _ in range(2)]
+    assert a[0] == a[1]
+    json.dumps(a[0])
+    draws = [draw_augmentation(np.random.default_rng(i), s) for i in range(300)]
+    labs = [d for d in draws if d["instrument"] == "lab"]
+    assert 0.7 < len(labs) / len(draws) < 0.95
+    assert all(s.lab_w[0] <= d["W"] <= s.lab_w[1] for d in labs)
+    assert all(not d["ka2"] for d in draws if d["instrument"] == "synchrotron")
+    assert any(d["window"] for d in draws) and any(d["impurity_two_theta"] for d in draws)
+
+
+def test_clean_render_has_peaks_at_the_sticks():
+    y = augmented_profile(_sticks(), GRID, _clean(), CUKA1)
+    pk = find_peaks(GRID, y, background=None, min_relative_height=0.03)
+    assert np.allclose(pk.two_theta, _sticks().two_theta, atol=0.01)
+    assert y.dtype == np.float32 and y.max() == pytest.approx(1.0)
+
+
+def test_zero_shift_and_displacement_move_peaks():
+    y = augmented_profile(_sticks(), GRID, _clean(zero_shift=0.1), CUKA1)
+    pk = find_peaks(GRID, y, background=None, min_relative_height=0.03)
+    assert np.allclose(pk.two_theta, _sticks().two_theta + 0.1, atol=0.01)
+    y = augmented_profile(_sticks(), GRID, _clean(displacement_mm=0.2), CUKA1)
+    pk = find_peaks(GRID, y, background=None, min_relative_height=0.03)
+    expected = -np.degrees(2 * 0.2 * np.cos(np.radians(_sticks().two_theta / 2)) / 240.0)
+    assert np.allclose(pk.two_theta - _sticks().two_theta, expected, atol=0.01)
+
+
+def test_ka2_adds_the_doublet_that_rachinger_removes():
+    y = augmented_profile(_sticks(), GRID, _clean(ka2=True, ka2_ratio=0.5), CUKA1)
+    raw = find_peaks(GRID, y, background=None, min_relative_height=0.02)
+    stripped = find_peaks(GRID, y, background=None, min_relative_height=0.02,
+                          ka2=(CUKA1, 1.54439, 0.5))  # fmt: skip
+    assert len(raw) > len(_sticks())
+    assert np.allclose(stripped.two_theta, _sticks().two_theta, atol=0.015)
+
+
+def test_tch_widths_grow_with_angle_and_lorentz_terms():
+    f, eta = tch_fwhm_eta(np.array([20.0, 80.0]), 0.01, -0.005, 0.005, 0.0, 0.0)
+    assert f[1] > f[0] and np.allclose(eta, 0.0, atol=1e-6)
+    f2, eta2 = tch_fwhm_eta(np.array([20.0, 80.0]), 0.01, -0.005, 0.005, 0.05, 0.05)
+    assert np.all(f2 > f) and np.all(eta2 > 0.3)
+
+
+def test_march_dollase_enhances_reflections_along_the_axis():
+    lattice = np.eye(3) * 5.43
+    hkl = np.array([[0, 0, 1], [1, 0, 0], [1, 1, 1]])
+    p = march_dollase(hkl, lattice, (0, 0, 1), 0.7)
+    assert p[0] > 1 > p[1] and p[0] == pytest.approx(0.7**-3)
+    assert np.allclose(march_dollase(hkl, lattice, (0, 0, 1), 1.0), 1.0)
+
+
+def test_noise_background_window_and_impurities():
+    params = _clean(counts=2000.0, background_level=0.2, hump_height=0.1, hump_center=22.0,
+                    hump_width=5.0, window=[20.0, 80.0], impurity_two_theta=[40.0],
+                    impurity_intensity=[0.05], seed=3)  # fmt: skip
+    y = augmented_profile(_sticks(), GRID, params, CUKA1)
+    assert np.all(y[GRID < 20.0] == 0) and np.all(y[GRID > 80.0] == 0)
+    inside = (GRID > 30) & (GRID < 35)
+    assert y[inside].min() > 0.1  # background
+    clean = augmented_profile(_sticks(), GRID, {**params, "counts": None}, CUKA1)
+    assert np.std(np.diff(y[inside])) > 5 * np.std(np.diff(clean[inside]))  # Poisson noise
+    pk = find_peaks(GRID, y)
+    assert np.any(np.abs(pk.two_theta - 40.0) < 0.05)  # the impurity line is there

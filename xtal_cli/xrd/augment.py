@@ -1,0 +1,215 @@
+"""Simulated profiles that look like measurements: per-pattern random instrument and sample effects.
+
+Models trained on ideal sticks meet real scans with broad and Lorentzian-tailed peaks, Kα2
+doublets, zero and displacement shifts, backgrounds, counting noise, texture and impurity peaks.
+:func:`draw_augmentation` draws one set of such effects (a plain dict, recorded per pattern so a
+training set can be audited and reproduced); :func:`augmented_profile` renders the sticks of one
+structure with them.
+
+Physics:
+- widths: Thompson–Cox–Hastings pseudo-Voigt, Γ_G² = U tan²θ + V tanθ + W (Caglioti),
+  Γ_L = X tanθ + Y / cosθ (strain, size), combined with TCH's 5th-order formula for Γ and η;
+- zero shift Δ2θ = z, specimen displacement Δ2θ = −2 s cosθ / R (rad), R the goniometer radius;
+- Kα2: sin θ₂ = (λ₂/λ₁) sin θ₁, intensity × ratio;
+- March–Dollase texture: P(α) = (r² cos²α + sin²α / r)^(−3/2), α between the reflection's
+  normal and the texture axis (needs the lattice; skipped without it);
+- background: polynomial in 2θ, low-angle decay (air/holder scatter) and an amorphous hump;
+- Poisson noise for a given count at the strongest point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from xtal_cli.xrd.units import WAVELENGTHS
+
+_LN2 = np.log(2.0)
+TEXTURE_AXES = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1))
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """Ranges of the draws. Widths in deg² (U, V, W) and deg (X, Y); lab = Bragg–Brentano tube
+    diffractometer, synchrotron = high-resolution capillary beamline."""
+
+    p_synchrotron: float = 0.15
+    lab_u: tuple[float, float] = (0.0, 0.03)
+    lab_v: tuple[float, float] = (-0.015, 0.0)
+    lab_w: tuple[float, float] = (0.002, 0.012)
+    lab_x: tuple[float, float] = (0.0, 0.08)
+    lab_y: tuple[float, float] = (0.0, 0.08)
+    sync_u: tuple[float, float] = (0.0, 0.002)
+    sync_v: tuple[float, float] = (-0.0005, 0.0)
+    sync_w: tuple[float, float] = (2e-5, 2e-4)
+    sync_x: tuple[float, float] = (0.0, 0.01)
+    sync_y: tuple[float, float] = (0.0, 0.01)
+    p_ka2: float = 0.85  # lab tubes without a Kα1 monochromator
+    zero_shift: float = 0.05  # deg, σ of a normal, clipped at 3σ
+    displacement_mm: float = 0.1  # σ of the specimen displacement
+    radius_mm: float = 240.0
+    counts: tuple[float, float] = (500.0, 100000.0)  # log-uniform count at the strongest point
+    background_level: tuple[float, float] = (0.0, 0.3)  # relative to the strongest point
+    p_hump: float = 0.3
+    p_texture: float = 0.5
+    texture_r: tuple[float, float] = (0.6, 1.4)
+    p_impurity: float = 0.3
+    impurity_max_peaks: int = 3
+    impurity_intensity: tuple[float, float] = (0.005, 0.05)
+    p_window: float = 0.3  # chance of a narrower measured 2θ window
+    window_min: tuple[float, float] = (5.0, 20.0)
+    window_max: tuple[float, float] = (60.0, 90.0)
+
+
+def _uniform(rng, bounds) -> float:
+    return float(rng.uniform(bounds[0], bounds[1]))
+
+
+def draw_augmentation(rng: np.random.Generator, settings: AugmentSettings | None = None) -> dict:
+    """One random set of instrument and sample effects (JSON-serialisable, recorded per pattern)."""
+    s = settings or AugmentSettings()
+    sync = bool(rng.random() < s.p_synchrotron)
+    pre = "sync" if sync else "lab"
+    params: dict = {"instrument": "synchrotron" if sync else "lab"}
+    for name in "uvwxy":
+        params[name.upper()] = _uniform(rng, getattr(s, f"{pre}_{name}"))
+    params["ka2"] = bool(not sync and rng.random() < s.p_ka2)
+    params["ka2_ratio"] = _uniform(rng, (0.48, 0.52)) if params["ka2"] else 0.0
+    scale = 0.2 if sync else 1.0
+    params["zero_shift"] = float(np.clip(rng.normal(0, s.zero_shift * scale), -0.15, 0.15))
+    params["displacement_mm"] = 0.0 if sync else float(rng.normal(0, s.displacement_mm))
+    params["radius_mm"] = s.radius_mm
+    params["counts"] = float(np.exp(rng.uniform(np.log(s.counts[0]), np.log(s.counts[1]))))
+    if sync:
+        params["counts"] *= 10.0
+    params["background_level"] = _uniform(rng, s.background_level)
+    params["background_poly"] = [float(v) for v in rng.normal(0, 0.3, 2)]  # slope, curvature
+    params["background_decay"] = _uniform(rng, (0.0, 2.0))
+    params["hump_height"] = _uniform(rng, (0.02, 0.15)) if rng.random() < s.p_hump else 0.0
+    params["hump_center"] = _uniform(rng, (18.0, 30.0))
+    params["hump_width"] = _uniform(rng, (4.0, 10.0))
+    textured = rng.random() < s.p_texture
+    params["texture_r"] = _uniform(rng, s.texture_r) if textured else 1.0
+    params["texture_axis"] = list(TEXTURE_AXES[int(rng.integers(len(TEXTURE_AXES)))])
+    n_imp = int(rng.integers(1, s.impurity_max_peaks + 1)) if rng.random() < s.p_impurity else 0
+    params["impurity_two_theta"] = [float(v) for v in rng.uniform(10, 80, n_imp)]
+    params["impurity_intensity"] = [float(v) for v in rng.uniform(*s.impurity_intensity, n_imp)]
+    if rng.random() < s.p_window:
+        params["window"] = [_uniform(rng, s.window_min), _uniform(rng, s.window_max)]
+    else:
+        params["window"] = None
+    params["seed"] = int(rng.integers(2**31))  # for the noise, so the render is reproducible
+    return params
+
+
+def tch_fwhm_eta(two_theta, u, v, w, x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Thompson–Cox–Hastings: total FWHM (deg) and Lorentzian fraction η of the pseudo-Voigt."""
+    theta = np.radians(np.asarray(two_theta, dtype=float)) / 2.0
+    t = np.tan(theta)
+    g = np.sqrt(np.maximum(u * t * t + v * t + w, 1e-8))
+    lo = np.maximum(x * t + y / np.cos(theta), 0.0)
+    total = (
+        g**5 + 2.69269 * g**4 * lo + 2.42843 * g**3 * lo**2 + 4.47163 * g**2 * lo**3
+        + 0.07842 * g * lo**4 + lo**5
+    ) ** 0.2  # fmt: skip
+    q = lo / total
+    eta = np.clip(1.36603 * q - 0.47719 * q * q + 0.11116 * q**3, 0.0, 1.0)
+    return total, eta
+
+
+def march_dollase(hkl: np.ndarray, lattice, axis, r: float) -> np.ndarray:
+    """Texture factor per reflection; *lattice* is a pymatgen Lattice or a 3×3 matrix (Å)."""
+    if r == 1.0 or len(hkl) == 0:
+        return np.ones(len(hkl))
+    matrix = np.asarray(getattr(lattice, "matrix", lattice), dtype=float)
+    recip = np.linalg.inv(matrix).T  # rows: reciprocal vectors (without 2π)
+    g = np.asarray(hkl, dtype=float) @ recip
+    a = np.asarray(axis, dtype=float) @ recip
+    cos = np.abs(g @ a) / (np.linalg.norm(g, axis=1) * np.linalg.norm(a) + 1e-300)
+    cos2 = np.clip(cos, 0.0, 1.0) ** 2
+    return (r * r * cos2 + (1.0 - cos2) / r) ** -1.5
+
+
+def _pseudo_voigt(grid, centers, areas, fwhm, eta, window: float = 20.0) -> np.ndarray:
+    out = np.zeros_like(grid)
+    lo = np.searchsorted(grid, centers - window * fwhm)
+    hi = np.searchsorted(grid, centers + window * fwhm)
+    for c, a, f, e, i, j in zip(centers, areas, fwhm, eta, lo, hi):
+        if j <= i:
+            continue
+        x = (grid[i:j] - c) / (f / 2.0)
+        gauss = np.sqrt(_LN2 / np.pi) / (f / 2.0) * np.exp(-_LN2 * x * x)
+        lorentz = 1.0 / (np.pi * (f / 2.0) * (1.0 + x * x))
+        out[i:j] += a * (e * lorentz + (1.0 - e) * gauss)
+    return out
+
+
+def augmented_profile(
+    sticks, grid, params: dict, wavelength: float, *, lattice=None, ka2_wavelength=None
+) -> np.ndarray:
+    """Render *sticks* (a :class:`~xtal_cli.xrd.sticks.Sticks` at λ1 = *wavelength*) on *grid*
+    with the effects in *params*; float32 scaled to a maximum of 1 (0 outside the 2θ window).
+
+    *lattice* enables March–Dollase texture; *ka2_wavelength* defaults to the Kα2 line of the
+    element whose Kα1 is *wavelength* (Cu, Mo, …), else Kα2 is left out.
+    """
+    grid = np.asarray(grid, dtype=float)
+    tt = np.asarray(sticks.two_theta, dtype=float)
+    inten = np.asarray(sticks.intensity, dtype=float).copy()
+    if lattice is not None and params.get("texture_r", 1.0) != 1.0:
+        inten *= march_dollase(sticks.hkl, lattice, params["texture_axis"], params["texture_r"])
+    # impurity reflections: a few weak lines of an unknown second phase
+    imp_tt = np.asarray(params.get("impurity_two_theta", []), dtype=float)
+    imp_i = np.asarray(params.get("impurity_intensity", []), dtype=float) * max(inten.max(), 1.0)
+    tt = np.concatenate([tt, imp_tt])
+    inten = np.concatenate([inten, imp_i])
+    # peak shifts
+    theta = np.radians(tt) / 2.0
+    shift = params.get("zero_shift", 0.0) - np.degrees(
+        2.0 * params.get("displacement_mm", 0.0) * np.cos(theta) / params.get("radius_mm", 240.0)
+    )
+    tt = tt + shift
+    # Kα2
+    if params.get("ka2"):
+        lam2 = ka2_wavelength or _ka2_of(wavelength)
+        if lam2 is not None:
+            s2 = np.sin(np.radians(tt) / 2.0) * lam2 / wavelength
+            ok = s2 < 1.0
+            tt = np.concatenate([tt, 2.0 * np.degrees(np.arcsin(s2[ok]))])
+            inten = np.concatenate([inten, inten[ok] * params["ka2_ratio"]])
+    fwhm, eta = tch_fwhm_eta(tt, params["U"], params["V"], params["W"], params["X"], params["Y"])
+    y = _pseudo_voigt(grid, tt, inten, fwhm, eta)
+    top = y.max() if y.size and y.max() > 0 else 1.0
+    y = y / top
+    # background relative to the strongest point
+    x = (grid - grid.min()) / max(np.ptp(grid), 1e-9)
+    c1, c2 = params.get("background_poly", [0.0, 0.0])
+    shape = 1.0 + c1 * (x - 0.5) + 2.0 * c2 * (x - 0.5) ** 2
+    shape = np.maximum(shape, 0.1) + params.get("background_decay", 0.0) * np.exp(-grid / 8.0)
+    bg = params.get("background_level", 0.0) * shape / max(shape.mean(), 1e-9)
+    if params.get("hump_height", 0.0) > 0:
+        bg = bg + params["hump_height"] * np.exp(
+            -0.5 * ((grid - params["hump_center"]) / params["hump_width"]) ** 2
+        )
+    y = y + bg
+    if params.get("counts"):
+        rng = np.random.default_rng(params.get("seed", 0))
+        y = rng.poisson(np.maximum(y, 0.0) * params["counts"]).astype(float)
+    window = params.get("window")
+    if window is not None:
+        y[(grid < window[0]) | (grid > window[1])] = 0.0
+    top = y.max()
+    return (y / top if top > 0 else y).astype(np.float32)
+
+
+def _ka2_of(wavelength: float) -> float | None:
+    for name, value in WAVELENGTHS.items():
+        if name.endswith("Ka1") and abs(value - wavelength) < 2e-4:
+            return WAVELENGTHS[name[:-1] + "2"]
+    return None
+
+
+def settings_dict(settings: AugmentSettings | None = None) -> dict:
+    """The ranges used, for the output file's attributes."""
+    return asdict(settings or AugmentSettings())
