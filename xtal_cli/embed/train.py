@@ -1,0 +1,439 @@
+"""Training of the structure/XRD dual encoder (``xtal train-embed``).
+
+Reads a ``patterns/1`` file with profiles, builds (or reuses) the graph cache, splits off a
+validation set with the seed, and trains with Adam on the bidirectional triplet loss. Each epoch
+writes ``checkpoint.pt`` (everything needed to resume), ``model.pt`` (weights + config, what
+``embed`` loads) and one line of ``metrics.jsonl`` (loss, cross-modal retrieval top-1/top-10 on
+the validation split, throughput). Under ``torchrun`` each process trains on its share of every
+batch with DistributedDataParallel; only rank 0 validates and writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from xtal_cli.embed.graphs import FEATURE_VERSION, GraphStore, cached_graphs, element_features
+from xtal_cli.embed.loss import bidirectional_triplet, retrieval_topk
+from xtal_cli.embed.models import MODEL_FORMAT, DualEncoder, EmbedConfig
+from xtal_cli.errors import XtalError
+from xtal_cli.io.h5 import atomic_path, read_patterns
+
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+METRICS = "metrics.jsonl"
+GRAPHS = "graphs.h5"
+
+
+@dataclass
+class TrainSettings:
+    epochs: int = 50
+    batch_size: int = 512
+    lr: float = 1e-3
+    margin: float = 1.0
+    val_fraction: float = 0.1
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    workers: int = 1
+    eval_batch_size: int = 1024
+
+
+@dataclass
+class TrainData:
+    """Training inputs aligned by row: graphs, profiles on the model grid, ids, split."""
+
+    graphs: GraphStore
+    profiles: np.ndarray  # (N, P) float32
+    grid: np.ndarray
+    wavelength: float
+    failures: list = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise XtalError("--device cuda: no CUDA device is available; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise XtalError(f"--device {name}: unknown device; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+def load_training_data(
+    patterns: str | os.PathLike, graph_cache: str | os.PathLike, workers: int = 1, report=None
+) -> tuple[TrainData, bool]:
+    """Profiles and cached graphs of a patterns file, keeping only items that have both."""
+    ps = read_patterns(patterns, sticks=False)
+    if ps.profiles is None:
+        raise XtalError(
+            f"{patterns}: has no profiles; write it with `xtal simulate --profile` for train-embed"
+        )
+    if not ps.structures or not any(ps.structures):
+        raise XtalError(f"{patterns}: holds no structures; train-embed needs simulated patterns")
+    if len(ps) < 4:
+        raise XtalError(f"{patterns}: only {len(ps)} patterns; train-embed needs at least 4")
+    total = len(ps)
+
+    def tick(n):
+        if report:
+            report("graphs", advance=n, total=total)
+
+    store, cached = cached_graphs(
+        graph_cache, ps.ids, ps.structures, workers=workers, on_progress=tick
+    )
+    row = {i: k for k, i in enumerate(ps.ids)}
+    keep = np.array([row[i] for i in store.ids], dtype=np.int64)
+    profiles = np.asarray(ps.profiles, dtype=np.float32)[keep]
+    wavelength = float(ps.attrs.get("wavelength", 1.54184))
+    data = TrainData(store, profiles, np.asarray(ps.profile_grid), wavelength, store.failures)
+    return data, cached
+
+
+def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded random train/validation split (validation at least 2 items when asked for)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise XtalError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+    perm = np.random.default_rng(seed).permutation(n)
+    n_val = int(round(val_fraction * n))
+    if val_fraction > 0:
+        n_val = max(n_val, 2)
+    if n - n_val < 2:
+        raise XtalError(f"{n} items leave fewer than 2 for training; lower --val-fraction")
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+def epoch_batches(train_idx: np.ndarray, batch_size: int, seed: int, epoch: int) -> list:
+    """Shuffled batches of an epoch (seed and epoch fix the order, so a resume repeats it).
+
+    A last batch of one item is merged into the previous one: batch norm needs two.
+    """
+    perm = np.random.default_rng([seed, epoch]).permutation(train_idx)
+    batches = [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches[-2] = np.concatenate([batches[-2], batches.pop()])
+    return batches
+
+
+def to_device(graph: dict[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in graph.items()}
+
+
+@torch.no_grad()
+def encode(
+    model: DualEncoder,
+    graphs: GraphStore,
+    profiles: np.ndarray,
+    indices: np.ndarray,
+    device: torch.device,
+    batch_size: int = 1024,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Structure and XRD embeddings of rows *indices* (model in eval mode), on the CPU."""
+    model.eval()
+    s_out, x_out = [], []
+    for start in range(0, len(indices), batch_size):
+        idx = indices[start : start + batch_size]
+        g = to_device(graphs.batch(idx), device)
+        p = torch.from_numpy(profiles[idx]).to(device)
+        s, x = model(g, p)
+        s_out.append(s.float().cpu())
+        x_out.append(x.float().cpu())
+    return torch.cat(s_out), torch.cat(x_out)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: DualEncoder,
+    graphs: GraphStore,
+    profiles: np.ndarray,
+    batches: list,
+    device: torch.device,
+    max_items: int = 8192,
+) -> None:
+    """Re-estimate batch-norm running statistics as exact averages over training batches.
+
+    The running averages gathered during training lag behind weights that are still moving
+    (momentum 0.1 over few batches per epoch), so evaluation-mode embeddings would not match
+    training-mode ones; one forward pass with the final weights fixes that ("precise BN").
+    """
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    saved = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    seen = 0
+    for batch in batches:
+        if seen >= max_items:
+            break
+        g = to_device(graphs.batch(batch), device)
+        model(g, torch.from_numpy(profiles[batch]).to(device))
+        seen += len(batch)
+    for m, momentum in zip(bns, saved):
+        m.momentum = momentum
+    model.eval()
+
+
+def _dist_info() -> tuple[int, int, int]:
+    """(rank, world size, local rank) from torchrun's environment; (0, 1, 0) when alone."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def save_model(path: Path, model: DualEncoder, cfg: EmbedConfig, info: dict) -> None:
+    """The file ``embed`` and ``neighbors`` load: config + weights + provenance."""
+    payload = {
+        "kind": "xtal-embed-model",
+        "format": MODEL_FORMAT,
+        "config": cfg.to_dict(),
+        "state": model.state_dict(),
+        "info": info,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def train_embed(
+    patterns: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    settings: TrainSettings,
+    *,
+    dim: int = 1024,
+    resume: bool = False,
+    force: bool = False,
+    graph_cache: str | os.PathLike | None = None,
+    report: Callable | None = None,
+    stop_after_epoch: int | None = None,
+) -> dict:
+    """Train (or resume) and return a summary; see the module docstring for the files written.
+
+    *report(event, **info)* receives progress events ("graphs", "epoch_start", "batch",
+    "epoch_end"). *stop_after_epoch* ends the run early as an interruption would (for tests).
+    """
+    out = Path(out_dir)
+    rank, world, local_rank = _dist_info()
+    device = resolve_device(settings.device)
+    if world > 1:
+        import torch.distributed as dist
+
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    main = rank == 0
+    report = report if (report and main) else None
+
+    ckpt_path = out / CHECKPOINT
+    if ckpt_path.exists() and not (resume or force):
+        raise XtalError(
+            f"{out}: already holds a training run; continue it with --resume, "
+            "or start again with --force"
+        )
+    if resume and not ckpt_path.exists():
+        raise XtalError(f"{out}: no {CHECKPOINT} to resume from; start without --resume")
+    out.mkdir(parents=True, exist_ok=True)
+
+    data, cached = load_training_data(
+        patterns, graph_cache or out / GRAPHS, settings.workers, report
+    )
+    n = len(data.graphs)
+    if n < 4:
+        raise XtalError(
+            f"{patterns}: only {n} structures could form graphs "
+            f"({len(data.failures)} failed, e.g. {data.failures[0][2] if data.failures else '-'})"
+        )
+    cfg = EmbedConfig(
+        dim=dim,
+        n_element_features=element_features().shape[1],
+        feature_version=FEATURE_VERSION,
+        grid_min=float(data.grid[0]),
+        grid_max=float(data.grid[-1]),
+        grid_points=len(data.grid),
+        wavelength=data.wavelength,
+    )
+
+    torch.manual_seed(settings.seed)
+    model = DualEncoder(cfg).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    use_amp = settings.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16
+    if use_amp and not torch.cuda.is_bf16_supported():
+        amp_dtype = torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    history: list[dict] = []
+    start_epoch = 1
+    train_idx, val_idx = split_indices(n, settings.val_fraction, settings.seed)
+    if resume:
+        ckpt = load_checkpoint(ckpt_path)
+        saved = EmbedConfig.from_dict(ckpt["config"])
+        diff = [k for k in EmbedConfig.ARCH_KEYS if getattr(saved, k) != getattr(cfg, k)]
+        if diff:
+            raise XtalError(
+                f"{ckpt_path}: was trained with other settings ({', '.join(diff)} differ); "
+                "resume with the same data and --dim, or train into a new folder"
+            )
+        if ckpt["ids"] != data.graphs.ids or ckpt["seed"] != settings.seed:
+            raise XtalError(
+                f"{ckpt_path}: was trained on other data or another --seed; "
+                "resume with the same patterns file and --seed"
+            )
+        model.load_state_dict(ckpt["state"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            scaler.load_state_dict(ckpt["scaler"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        history = ckpt["history"]
+        start_epoch = ckpt["epoch"] + 1
+        train_idx, val_idx = np.asarray(ckpt["train_idx"]), np.asarray(ckpt["val_idx"])
+
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    info = {
+        "patterns": str(patterns),
+        "n_items": n,
+        "n_train": len(train_idx),
+        "n_val": len(val_idx),
+        "seed": settings.seed,
+        "graph_cache_hit": cached,
+        "graph_failures": len(data.failures),
+        "world_size": world,
+        "device": str(device),
+        "amp": str(amp_dtype).replace("torch.", "") if use_amp else "off",
+    }
+    if start_epoch > settings.epochs and report:
+        report("done_already", epoch=start_epoch - 1)
+
+    for epoch in range(start_epoch, settings.epochs + 1):
+        batches = epoch_batches(train_idx, settings.batch_size, settings.seed, epoch)
+        if report:
+            report("epoch_start", epoch=epoch, epochs=settings.epochs, total=len(batches))
+        net.train()
+        t0 = time.perf_counter()
+        loss_sum, pairs = 0.0, 0
+        for batch in batches:
+            mine = batch[rank::world] if world > 1 else batch
+            g = to_device(data.graphs.batch(mine), device)
+            p = torch.from_numpy(data.profiles[mine]).to(device)
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                s, x = net(g, p)
+            loss = bidirectional_triplet(s.float(), x.float(), settings.margin)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            loss_value = float(loss.detach())
+            loss_sum += loss_value * len(mine)
+            pairs += len(mine)
+            if report:
+                report("batch", loss=loss_value)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        train_time = time.perf_counter() - t0
+        recalibrate_batchnorm(model, data.graphs, data.profiles, batches, device)
+        record = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(pairs, 1),
+            "pairs_per_s": pairs * world / train_time,
+            "train_seconds": round(train_time, 3),
+        }
+        if main and len(val_idx) >= 2:
+            s_val, x_val = encode(
+                model, data.graphs, data.profiles, val_idx, device, settings.eval_batch_size
+            )
+            record["val_loss"] = float(bidirectional_triplet(s_val, x_val, settings.margin))
+            xs = retrieval_topk(x_val, s_val)
+            sx = retrieval_topk(s_val, x_val)
+            record.update(
+                {
+                    "val_xrd_to_structure_top1": xs[1],
+                    "val_xrd_to_structure_top10": xs[10],
+                    "val_structure_to_xrd_top1": sx[1],
+                    "val_structure_to_xrd_top10": sx[10],
+                }
+            )
+        history.append(record)
+        if main:
+            save_checkpoint(
+                ckpt_path,
+                model,
+                optimizer,
+                scaler,
+                cfg,
+                epoch=epoch,
+                settings=settings,
+                ids=data.graphs.ids,
+                train_idx=train_idx,
+                val_idx=val_idx,
+                history=history,
+            )
+            save_model(out / MODEL, model, cfg, {**info, "epoch": epoch, "metrics": record})
+            write_metrics(out / METRICS, history)
+        if report:
+            report("epoch_end", **record)
+        if world > 1:
+            torch.distributed.barrier()
+        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+            break
+
+    if main and not (out / MODEL).exists():
+        save_model(out / MODEL, model, cfg, info)
+    return {
+        **info,
+        "out": str(out),
+        "epochs_run": len(history),
+        "last": history[-1] if history else {},
+        "failures": data.failures,
+    }
+
+
+def save_checkpoint(path: Path, model, optimizer, scaler, cfg: EmbedConfig, **state) -> None:
+    settings = state.pop("settings")
+    payload = {
+        "kind": "xtal-embed-checkpoint",
+        "format": MODEL_FORMAT,
+        "config": cfg.to_dict(),
+        "state": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+        "torch_rng": torch.get_rng_state(),
+        "seed": settings.seed,
+        "settings": dict(settings.__dict__),
+        "epoch": state["epoch"],
+        "ids": list(state["ids"]),
+        "train_idx": np.asarray(state["train_idx"]).tolist(),
+        "val_idx": np.asarray(state["val_idx"]).tolist(),
+        "history": state["history"],
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: Path) -> dict:
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem here
+        raise XtalError(f"{path}: cannot be read as a checkpoint ({exc}); train again") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "xtal-embed-checkpoint":
+        raise XtalError(f"{path}: not a train-embed checkpoint; train again without --resume")
+    return ckpt
+
+
+def write_metrics(path: Path, history: list[dict]) -> None:
+    """Rewrite the whole log each epoch, so a resumed run never duplicates lines."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in history))
