@@ -108,3 +108,16 @@ def test_noise_background_window_and_impurities():
     assert np.std(np.diff(y[inside])) > 5 * np.std(np.diff(clean[inside]))  # Poisson noise
     pk = find_peaks(GRID, y)
     assert np.any(np.abs(pk.two_theta - 40.0) < 0.05)  # the impurity line is there
+
+
+def test_simulate_augment_records_draws(tmp_path, invoke):
+    import h5py
+
+    out = tmp_path / "aug.h5"
+    result = invoke("simulate", "--builtin", "mp-sample", "--limit", "3", "--augment", "-q",
+                    "-o", out)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    with h5py.File(out) as h5:
+        draws = [json.loads(v) for v in h5["extra/augment"][()]]
+    assert len(draws) == 3 and {"U", "zero_shift", "counts"} <= set(draws[0])
+    assert len({d["seed"] for d in draws}) == 3  # independent per pattern

@@ -55,6 +55,12 @@ def simulate(
     background: float = typer.Option(
         0.0, "--background", help="Flat background, fraction of the maximum."
     ),
+    augment: bool = typer.Option(
+        False,
+        "--augment",
+        help="Profiles with random per-pattern instrument/sample effects (widths, Kα2, shifts, "
+        "background, noise, texture, impurities, 2θ window); draws stored in extra/augment.",
+    ),
     limit: int = typer.Option(None, "--limit", help="Only the first N structures."),
     seed: int = typer.Option(0, "--seed", help="Seed for random crystals and noise."),
     jobs: int = typer.Option(1, "-j", "--jobs", help="Parallel worker processes."),
@@ -87,7 +93,7 @@ def simulate(
     if jobs < 1 or chunk_size < 1:
         raise XtalError("--jobs and --chunk-size must be at least 1")
     profile_settings = None
-    if profile or ka2 or noise or caglioti:
+    if profile or ka2 or noise or caglioti or augment:
         cag = None
         if caglioti:
             try:
@@ -126,6 +132,7 @@ def simulate(
         symprec=symprec,
         seed=seed,
         profile=profile_settings,
+        augment=augment,
     )
     items = collect_items(sources or [], builtin, random_n, seed, limit)
     sources_attr = ";".join([f"builtin:{b}" for b in builtin] + list(sources or []))

@@ -43,6 +43,7 @@ class SimulationSettings:
     symprec: float = 0.1
     seed: int = 0
     profile: ProfileSettings | None = None
+    augment: bool = False  # per-pattern instrument/sample effects (xtal_cli.xrd.augment)
 
     def as_attrs(self) -> dict:
         attrs = {k: v for k, v in asdict(self).items() if k != "profile"}
@@ -73,9 +74,23 @@ def simulate_item(item: StructureItem, index: int, settings: SimulationSettings)
             engine=settings.engine,
         )
         profile = None
+        augment = ""
         if settings.profile is not None:
             rng = np.random.default_rng([settings.seed, index])
-            profile = render_profile(sticks.two_theta, sticks.intensity, settings.profile, rng)
+            if settings.augment:
+                from xtal_cli.xrd.augment import augmented_profile, draw_augmentation
+
+                params = draw_augmentation(rng)
+                profile = augmented_profile(
+                    sticks,
+                    settings.profile.grid(),
+                    params,
+                    settings.wavelength,
+                    lattice=structure.lattice,
+                )
+                augment = json.dumps(params)
+            else:
+                profile = render_profile(sticks.two_theta, sticks.intensity, settings.profile, rng)
     except Exception as exc:  # recorded per item; the batch goes on
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return {"id": item.id, "stage": stage, "reason": text[:300], "failed": True}
@@ -88,6 +103,7 @@ def simulate_item(item: StructureItem, index: int, settings: SimulationSettings)
         "intensity": sticks.intensity,
         "hkl": sticks.hkl,
         "profile": profile,
+        "augment": augment,
         "meta": item.meta,
     }
 
@@ -242,6 +258,11 @@ def _assemble(results, items, settings: SimulationSettings, extra_attrs: dict) -
         profiles=profiles,
         failures=failures,
         attrs=attrs,
+        extra=(
+            {"augment": np.array([r.get("augment", "") for r in ok], dtype=object)}
+            if settings.augment
+            else {}
+        ),
     )
 
 
