@@ -18,6 +18,7 @@ is the Cramér–Rao bound of a Gaussian peak's position in white noise (plus th
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -306,9 +307,11 @@ def find_peaks(
     # Prominence is measured within about three peak widths: a noise wiggle cannot borrow the
     # depth of a distant valley, which keeps false peaks rare at a few σ.
     wlen = max(7, _odd(3 * fwhm_points)) if fwhm_points > 0 else None
-    candidates, props = sp_find_peaks(
-        net, prominence=max(noise, 1e-12 * max(net.max(), 1.0)), wlen=wlen
-    )
+    with warnings.catch_warnings():  # flat-topped noiseless maxima have prominence 0: dropped
+        warnings.simplefilter("ignore")
+        candidates, props = sp_find_peaks(
+            net, prominence=max(noise, 1e-12 * max(net.max(), 1.0)), wlen=wlen
+        )
     prom = props["prominences"]
     if prominence is None:
         if level is not None:
