@@ -408,6 +408,9 @@ class RietveldModel:
                 step = -np.linalg.lstsq(M, gn, rcond=1e-10)[0] / d
                 vn = v.copy()
                 vn[ix] += step
+                if self._wild(v, vn):
+                    lam *= 10
+                    continue
                 rn = self._residual(vn)
                 chi2n = float(rn @ rn)
                 if math.isfinite(chi2n) and chi2n <= chi2:
@@ -426,11 +429,24 @@ class RietveldModel:
         self.values = v
         return chi2
 
+    def _wild(self, v, vn) -> bool:
+        """A trial step that more than triples a peak's width (FWHM + asymmetric extent) or moves
+        a peak by more than a degree: refused without drawing (it would need huge windows)."""
+        a, b = self.peaks(v), self.peaks(vn)
+        i = self.layout.index["SH/L"]
+        fa = prof.tch(a["sig"], a["gam"])[0] + prof.fcj_extent(a["pos"], max(v[i], 0.0))
+        fb = prof.tch(b["sig"], b["gam"])[0] + prof.fcj_extent(b["pos"], max(vn[i], 0.0))
+        with np.errstate(all="ignore"):
+            ratio = np.max(fb / fa)
+            shift = np.max(np.abs(b["pos"] - a["pos"]))
+        return not (np.isfinite(ratio) and ratio < 3.0 and shift < 1.0)
+
     def _check(self, v) -> None:
         """Stop a refinement that has left physics (the BBO study marks the trial failed)."""
         pA, xyz, uiso, pxyz = self._unpack(v)
         A = self.phase.A0 + self.phase.A_basis @ pA
-        if np.any(A[:3] <= 0) or np.max(np.abs(A - self.phase.A0)[:3] / self.phase.A0[:3]) > 0.05:
+        rel = np.abs(A - self.phase.A0)[:3] / self.phase.A0[:3]
+        if np.any(A[:3] <= 0) or np.max(rel) > 0.05:
             raise RefinementFailed("lattice diverged (more than 2.5 % from the start)")
         if np.any(uiso > 1.0) or np.any(uiso < -0.5):
             raise RefinementFailed("Uiso diverged")

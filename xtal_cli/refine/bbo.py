@@ -1,0 +1,396 @@
+"""BBO-Rietveld: Optuna proposes the refinement settings, a Rietveld refinement scores them.
+
+Following Ozaki et al. (npj Comput. Mater. 6, 75, 2020): the search space is the published one
+(:func:`suggest`), kept apart from the objective (:class:`Objective`), which turns a
+configuration into the published step order (:func:`stages`) and returns Rwp. TPE with 20
+random start-up trials; the study lives in Optuna storage (SQLite file by default, any RDB URL),
+so it can be resumed and shared by ``--workers`` processes or machines.
+
+Trial outcomes: a refinement that diverges, times out or raises is marked FAIL (its reason in
+the user attribute ``failure``) and the study goes on; a refinement ending with a negative Uiso
+is kept but penalised (+``NEGATIVE_UISO_PENALTY`` % Rwp, ``status = negative_uiso``), as the
+published study penalised it.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xtal_cli.errors import XtalError
+
+BACKGROUND_TYPES = [
+    "chebyschev",
+    "cosine",
+    "Q^2 power series",
+    "Q^-2 power series",
+    "lin interpolate",
+    "inv interpolate",
+    "log interpolate",
+]
+FLAGS = {
+    "Instrument_parameters refine": ["Zero"],
+    "Sample_parameters refine": ["DisplaceX", "DisplaceY", "Scale"],
+    "Peakshape_parameters refine": ["U", "V", "W", "X", "Y", "SH/L"],
+}
+NEGATIVE_UISO_PENALTY = 100.0
+N_STARTUP = 20
+
+
+@dataclass
+class Space:
+    """Bounds of the search space and the refinement budget (``--space space.yaml``)."""
+
+    limits: tuple[float, float] | None = None  # the final (full) range; None: whole pattern
+    min_width: float = 20.0  # the initial range is at least this wide (published: 20°)
+    background_types: list[str] = field(default_factory=lambda: list(BACKGROUND_TYPES))
+    background_terms: tuple[int, int] = (1, 15)
+    flags: list[str] = field(default_factory=lambda: [f for group in FLAGS.values() for f in group])
+    cycles: int = 4  # least-squares cycles per step
+    final_cycles: int = 12  # cycles of the last (full-range) step
+    timeout: float = 60.0  # seconds per refinement before the trial is marked failed
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike | None) -> Space:
+        if path is None:
+            return cls()
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise XtalError(f"{path}: search-space file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise XtalError(f"{path}: not valid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise XtalError(f"{path}: expected a mapping of search-space settings")
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise XtalError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        space = cls(**data)
+        space.validate(str(path))
+        return space
+
+    def validate(self, where: str = "search space") -> None:
+        bad = set(self.background_types) - set(BACKGROUND_TYPES) - {"chebyschev-1"}
+        if bad:
+            raise XtalError(f"{where}: unknown background types {sorted(bad)}")
+        lo, hi = self.background_terms
+        if not 1 <= lo <= hi <= 36:
+            raise XtalError(f"{where}: background_terms must satisfy 1 <= min <= max <= 36")
+        allowed = {f for group in FLAGS.values() for f in group}
+        if set(self.flags) - allowed:
+            raise XtalError(f"{where}: unknown flags {sorted(set(self.flags) - allowed)}")
+        if self.limits is not None and self.limits[1] - self.limits[0] < self.min_width:
+            raise XtalError(f"{where}: limits narrower than min_width")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def suggest(trial, space: Space, limits: tuple[float, float]) -> dict:
+    """The published search space (parameter names as in the BBO-Rietveld notebooks)."""
+    lo, hi = limits
+    cfg: dict = {}
+    lb = trial.suggest_float("Limits lower bound", lo, hi - space.min_width)
+    ub = trial.suggest_float("Limits upper bound", lb + space.min_width, hi)
+    cfg["limits"] = (lb, ub)
+    cfg["use_limits"] = trial.suggest_categorical("limits refine", [True, False])
+    cfg["background"] = trial.suggest_categorical("Background type", space.background_types)
+    cfg["n_background"] = trial.suggest_int("Number of coefficients", *space.background_terms)
+    cfg["refine_background"] = trial.suggest_categorical("Background refine", [True, False])
+    for prefix, names in FLAGS.items():
+        for name in names:
+            if name in space.flags:
+                cfg[name] = trial.suggest_categorical(f"{prefix} {name}", [True, False])
+            else:
+                cfg[name] = False
+    return cfg
+
+
+def stages(cfg: dict, full: tuple[float, float], space: Space):
+    """The published step order: range → background → cell+zero → sample → profile → atoms →
+    full range. Parameters switched on stay on (GSAS-II's ``set``)."""
+    from xtal_cli.refine.engine import Stage
+
+    c = space.cycles
+    on = [k for k in ("DisplaceX", "DisplaceY") if cfg.get(k)]
+    prof = [k for k in ("U", "V", "W", "X", "Y", "SH/L") if cfg.get(k)]
+    start = tuple(cfg["limits"]) if cfg.get("use_limits", True) else tuple(full)
+    return [
+        Stage("range", limits=start, cycles=c),
+        Stage(
+            "background",
+            background=(cfg["background"], int(cfg["n_background"])),
+            refine=("background",) if cfg["refine_background"] else (),
+            cycles=c,
+        ),
+        Stage("cell+zero", refine=("cell", "zero") if cfg.get("Zero") else ("cell",), cycles=c),
+        # "Scale": the histogram scale; with one phase it is the scale refined from step 1 on
+        Stage("sample", refine=tuple(on), cycles=c),
+        Stage("profile", refine=tuple(prof), cycles=c),
+        Stage("atoms", refine=("xyz", "uiso"), cycles=c),
+        Stage("full range", limits=tuple(full), cycles=space.final_cycles),
+    ]
+
+
+@dataclass
+class Problem:
+    """What is refined: the measured pattern, the phase CIF and the instrument file."""
+
+    pattern: str
+    cif: str
+    instrument: str
+    limits: tuple[float, float] | None = None
+    wavelength: float | None = None
+
+    def load(self):
+        """(scan, phase, instrument) read and checked; errors name the file at fault."""
+        from xtal_cli.io.scans import read_scan
+        from xtal_cli.refine.instrument import read_instrument
+        from xtal_cli.refine.phases import read_phase
+
+        inst = read_instrument(self.instrument)
+        scan = read_scan(self.pattern, wavelength=inst.lam1)
+        check_counts(scan.counts, self.pattern)
+        phase = read_phase(self.cif)
+        return scan, phase, inst
+
+    def full_range(self, scan) -> tuple[float, float]:
+        tt = scan.two_theta
+        if self.limits is None:
+            return float(tt[0]), float(tt[-1])
+        lo, hi = self.limits
+        lo, hi = max(lo, float(tt[0])), min(hi, float(tt[-1]))
+        if hi - lo < 5:
+            raise XtalError(
+                f"{self.pattern}: --range {self.limits[0]:g} {self.limits[1]:g} leaves no data "
+                f"(the pattern covers {tt[0]:g}-{tt[-1]:g}°)"
+            )
+        return lo, hi
+
+
+def check_counts(counts, path) -> None:
+    y = np.asarray(counts, dtype=float)
+    if not np.all(np.isfinite(y)):
+        raise XtalError(f"{path}: contains NaN or infinite counts; remove or fix those points")
+    if np.any(y < 0):
+        raise XtalError(
+            f"{path}: {int(np.sum(y < 0))} negative counts; Rietveld weights need raw counts "
+            "(w = 1/counts), not background-subtracted data"
+        )
+
+
+class Objective:
+    """Rwp of one configuration, refined with the native engine (or GSAS-II)."""
+
+    def __init__(self, problem: Problem, space: Space, engine: str = "native"):
+        self.problem, self.space, self.engine = problem, space, engine
+        self._template = None
+
+    def _model(self):
+        from xtal_cli.refine.engine import RietveldModel
+
+        if self._template is None:
+            scan, phase, inst = self.problem.load()
+            self.full = self.problem.full_range(scan)
+            self._template = RietveldModel(scan.two_theta, scan.counts, phase, inst, scan.sigma)
+        return copy.deepcopy(self._template)
+
+    def full_range(self) -> tuple[float, float]:
+        self._model()
+        return self.full
+
+    def run(self, cfg: dict):
+        """Refine with *cfg*; returns (model, Result). Raises RefinementFailed on failure."""
+        if self.engine == "gsas2":
+            from xtal_cli.refine.gsas2 import refine_gsas2
+
+            self._model()
+            return None, refine_gsas2(self.problem, cfg, self.full, self.space)
+        from threadpoolctl import threadpool_limits
+
+        from xtal_cli.refine.engine import refine
+
+        model = self._model()
+        # small dense algebra: BLAS threads only fight the other workers for the cores
+        with threadpool_limits(1):
+            result = refine(model, stages(cfg, self.full, self.space), timeout=self.space.timeout)
+        return model, result
+
+    def __call__(self, trial) -> float:
+        from xtal_cli.refine.engine import RefinementFailed
+
+        cfg = suggest(trial, self.space, self.full_range())
+        try:
+            with np.errstate(all="ignore"):
+                _, res = self.run(cfg)
+        except (RefinementFailed, np.linalg.LinAlgError, FloatingPointError) as exc:
+            trial.set_user_attr("failure", str(exc) or type(exc).__name__)
+            raise TrialFailed(str(exc)) from None
+        if not math.isfinite(res.rwp):
+            trial.set_user_attr("failure", "non-finite Rwp")
+            raise TrialFailed("non-finite Rwp")
+        trial.set_user_attr("rwp", res.rwp)
+        trial.set_user_attr("rp", res.rp)
+        trial.set_user_attr("gof", res.gof)
+        trial.set_user_attr("seconds", res.seconds)
+        trial.set_user_attr("cell", list(res.cell))
+        trial.set_user_attr("sites", [{"xyz": s["xyz"], "uiso": s["uiso"]} for s in res.sites])
+        if res.negative_uiso:
+            trial.set_user_attr("status", "negative_uiso")
+            return res.rwp + NEGATIVE_UISO_PENALTY
+        trial.set_user_attr("status", "ok")
+        return res.rwp
+
+
+class TrialFailed(Exception):
+    """Raised inside a trial so Optuna records it as FAIL and the study continues."""
+
+
+# ---------------------------------------------------------------- the study
+
+
+def make_storage(url: str):
+    import optuna
+
+    if url.startswith("sqlite"):
+        return optuna.storages.RDBStorage(
+            url, engine_kwargs={"connect_args": {"timeout": 120}}, heartbeat_interval=None
+        )
+    return url
+
+
+def open_study(storage: str, name: str, seed: int, resume: bool, meta: dict):
+    """Create or (with *resume*) load the study; interrupted trials are re-queued, not lost."""
+    import optuna
+    from optuna.trial import TrialState
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    st = make_storage(storage)
+    existing = (
+        [s.study_name for s in optuna.get_all_study_summaries(st)] if _exists(storage) else []
+    )
+    if name in existing and not resume:
+        study = optuna.load_study(study_name=name, storage=st)
+        if study.trials:
+            raise XtalError(
+                f"{storage}: study {name!r} already has {len(study.trials)} trials; pass --resume "
+                "to continue it, or choose another output folder or --study-name"
+            )
+    sampler = optuna.samplers.TPESampler(n_startup_trials=N_STARTUP, seed=seed)
+    study = optuna.create_study(
+        study_name=name, storage=st, sampler=sampler, direction="minimize", load_if_exists=True
+    )
+    if not study.user_attrs:
+        for k, v in meta.items():
+            study.set_user_attr(k, v)
+    else:
+        changed = [
+            k for k in ("pattern", "cif", "instrument") if study.user_attrs.get(k) != meta[k]
+        ]
+        if changed:
+            raise XtalError(
+                f"{storage}: study {name!r} was run with another {', '.join(changed)}; "
+                "use a new output folder for a new problem"
+            )
+    requeue = []
+    for t in study.get_trials(deepcopy=False):
+        interrupted = t.state == TrialState.RUNNING or (
+            t.state == TrialState.FAIL and "failure" not in t.user_attrs
+        )
+        if interrupted and not t.user_attrs.get("requeued"):
+            requeue.append(t)
+    for t in requeue:
+        if t.state == TrialState.RUNNING:
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        study._storage.set_trial_user_attr(t._trial_id, "failure", "interrupted (re-queued)")
+        study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
+        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
+    return study, len(requeue)
+
+
+def _exists(storage: str) -> bool:
+    if storage.startswith("sqlite:///"):
+        return Path(storage[len("sqlite:///") :]).exists()
+    return True
+
+
+def finished(study) -> int:
+    """Trials that count toward --trials: complete, penalised or genuinely failed."""
+    from optuna.trial import TrialState
+
+    n = 0
+    for t in study.get_trials(deepcopy=False):
+        if t.state == TrialState.COMPLETE or (
+            t.state == TrialState.FAIL and not t.user_attrs.get("requeued")
+        ):
+            n += 1
+    return n
+
+
+def _stop_at(total: int):
+    def callback(study, trial):
+        if finished(study) >= total:
+            study.stop()
+
+    return callback
+
+
+def _worker(storage: str, name: str, seed: int, total: int, problem, space, engine) -> None:
+    """Body of one extra worker process: same study, its own sampler seed."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(
+        study_name=name,
+        storage=make_storage(storage),
+        sampler=optuna.samplers.TPESampler(n_startup_trials=N_STARTUP, seed=seed),
+    )
+    objective = Objective(problem, space, engine)
+    remaining = total - finished(study)
+    if remaining > 0:
+        study.optimize(
+            objective, n_trials=remaining, catch=(TrialFailed,), callbacks=[_stop_at(total)]
+        )
+
+
+def optimize(study, problem, space, engine, total, workers=1, seed=0, storage="", on_trial=None):
+    """Run trials until *total* count; *workers* processes share the study through storage."""
+    import multiprocessing as mp
+
+    objective = Objective(problem, space, engine)
+    objective.full_range()  # load and check the inputs before anything starts
+    procs = []
+    if workers > 1:
+        ctx = mp.get_context("spawn")
+        for w in range(1, workers):
+            p = ctx.Process(
+                target=_worker,
+                args=(storage, study.study_name, seed + w, total, problem, space, engine),
+                daemon=True,
+            )
+            p.start()
+            procs.append(p)
+    callbacks = [_stop_at(total)]
+    if on_trial is not None:
+        callbacks.append(lambda s, t: on_trial(finished(s)))
+    try:
+        remaining = total - finished(study)
+        if remaining > 0:
+            study.optimize(objective, n_trials=remaining, catch=(TrialFailed,), callbacks=callbacks)
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join()
+    return objective
