@@ -47,7 +47,10 @@ def _points(recip, real_lengths, r, r_min):
     nmax = np.empty(3, dtype=np.int64)
     for c in range(3):
         nmax[c] = int(math.floor(r_box * real_lengths[c])) + 1
-    cap = (nmax[0] + 1) * (2 * nmax[1] + 1) * (2 * nmax[2] + 1)
+    b3 = recip[2]
+    b3b3 = b3[0] * b3[0] + b3[1] * b3[1] + b3[2] * b3[2]
+    rb2 = (r_box * (1.0 + 1e-9) + 1e-9) ** 2
+    cap = 64
     hkl = np.empty((cap, 3), dtype=np.int64)
     g = np.empty(cap)
     r2 = r * r
@@ -57,9 +60,21 @@ def _points(recip, real_lengths, r, r_min):
         for k in range(nmax[1], -nmax[1] - 1, -1):
             if h == 0 and k < 0:
                 continue
-            for ll in range(nmax[2], -nmax[2] - 1, -1):
+            # the l interval where |h b1 + k b2 + l b3| <= r (widened by one; checked exactly below)
+            v0 = h * recip[0, 0] + k * recip[1, 0]
+            v1 = h * recip[0, 1] + k * recip[1, 1]
+            v2 = h * recip[0, 2] + k * recip[1, 2]
+            bq = v0 * b3[0] + v1 * b3[1] + v2 * b3[2]
+            disc = bq * bq - b3b3 * (v0 * v0 + v1 * v1 + v2 * v2 - rb2)
+            if disc < 0.0:
+                continue
+            root = math.sqrt(disc)
+            l_hi = min(nmax[2], int(math.floor((-bq + root) / b3b3)) + 1)
+            l_lo = max(-nmax[2], int(math.ceil((-bq - root) / b3b3)) - 1)
+            for ll in range(l_hi, l_lo - 1, -1):
                 if h == 0 and k == 0 and ll <= 0:
                     continue
+                # the same operations, in the same order, as find_points_in_spheres
                 x = h * recip[0, 0] + k * recip[1, 0] + ll * recip[2, 0]
                 y = h * recip[0, 1] + k * recip[1, 1] + ll * recip[2, 1]
                 z = h * recip[0, 2] + k * recip[1, 2] + ll * recip[2, 2]
@@ -76,6 +91,14 @@ def _points(recip, real_lengths, r, r_min):
                     dist = math.sqrt(d2)
                 if r_min > 0.0 and not dist >= r_min:
                     continue
+                if n == cap:
+                    cap *= 2
+                    hkl2 = np.empty((cap, 3), dtype=np.int64)
+                    hkl2[:n] = hkl[:n]
+                    hkl = hkl2
+                    g2 = np.empty(cap)
+                    g2[:n] = g[:n]
+                    g = g2
                 hkl[n, 0] = h
                 hkl[n, 1] = k
                 hkl[n, 2] = ll
@@ -86,46 +109,71 @@ def _points(recip, real_lengths, r, r_min):
 
 
 @njit(cache=True)
-def _structure_factors(hkl, g, nmax, frac, occ, elem, a, b, z, ustar, has_ustar):
-    """|F(g)|² for every reflection, with phases from per-atom exp(2πi n x) tables."""
-    m = hkl.shape[0]
+def _phase_tables(frac, occ, nmax):
+    """cos/sin of 2π n x_j for |n| <= nmax, laid out (axis, n, atom); occupancy folded into x."""
     n_at = frac.shape[0]
-    n_el = a.shape[0]
     width = 2 * nmax.max() + 1
-    tab = np.empty((3, n_at, width), dtype=np.complex128)
+    tr = np.empty((3, width, n_at))
+    ti = np.empty((3, width, n_at))
     for c in range(3):
         for j in range(n_at):
-            for t in range(-nmax[c], nmax[c] + 1):
+            w = occ[j] if c == 0 else 1.0
+            for t in range(0, nmax[c] + 1):
                 ang = 2.0 * math.pi * t * frac[j, c]
-                tab[c, j, t + nmax[c]] = complex(math.cos(ang), math.sin(ang))
+                cs, sn = math.cos(ang), math.sin(ang)
+                tr[c, nmax[c] + t, j] = w * cs
+                ti[c, nmax[c] + t, j] = w * sn
+                tr[c, nmax[c] - t, j] = w * cs
+                ti[c, nmax[c] - t, j] = -w * sn
+    return tr, ti
+
+
+@njit(cache=True)
+def _structure_factors(hkl, g, nmax, frac, occ, el_start, a, b, z, ustar, has_ustar):
+    """|F(g)|² per reflection; element e's scatterers are [el_start[e], el_start[e + 1])."""
+    m = hkl.shape[0]
+    n_el = a.shape[0]
+    tr, ti = _phase_tables(frac, occ, nmax)
     fe = np.empty(n_el)
-    acc = np.empty(n_el, dtype=np.complex128)
     out = np.empty(m)
     for i in range(m):
-        h, k, ll = hkl[i, 0], hkl[i, 1], hkl[i, 2]
-        s2 = (g[i] / 2.0) ** 2
+        h, k, ll = hkl[i, 0] + nmax[0], hkl[i, 1] + nmax[1], hkl[i, 2] + nmax[2]
+        if i == 0 or g[i] != g[i - 1]:  # equivalent reflections share |g| and f(s)
+            s2 = (g[i] / 2.0) ** 2
+            for e in range(n_el):
+                tot = 0.0
+                for q in range(a.shape[1]):
+                    tot += a[e, q] * math.exp(-b[e, q] * s2)
+                fe[e] = z[e] - 41.78214 * s2 * tot
+        fr = 0.0
+        fi = 0.0
         for e in range(n_el):
-            tot = 0.0
-            for q in range(a.shape[1]):
-                tot += a[e, q] * math.exp(-b[e, q] * s2)
-            fe[e] = z[e] - 41.78214 * s2 * tot
-            acc[e] = 0.0
-        for j in range(n_at):
-            ph = tab[0, j, h + nmax[0]] * tab[1, j, k + nmax[1]] * tab[2, j, ll + nmax[2]]
-            w = occ[j]
-            if has_ustar:
-                u = ustar[j]
-                q = (
-                    h * (u[0, 0] * h + u[0, 1] * k + u[0, 2] * ll)
-                    + k * (u[1, 0] * h + u[1, 1] * k + u[1, 2] * ll)
-                    + ll * (u[2, 0] * h + u[2, 1] * k + u[2, 2] * ll)
-                )
-                w = w * math.exp(-2.0 * math.pi**2 * q)
-            acc[elem[j]] += w * ph
-        f = 0j
-        for e in range(n_el):
-            f += fe[e] * acc[e]
-        out[i] = f.real * f.real + f.imag * f.imag
+            sr = 0.0
+            si = 0.0
+            for j in range(el_start[e], el_start[e + 1]):
+                ar, ai = tr[0, h, j], ti[0, h, j]
+                br, bi = tr[1, k, j], ti[1, k, j]
+                cr, ci = tr[2, ll, j], ti[2, ll, j]
+                pr = ar * br - ai * bi
+                pi = ar * bi + ai * br
+                qr = pr * cr - pi * ci
+                qi = pr * ci + pi * cr
+                if has_ustar:
+                    hh, kk, lq = hkl[i, 0], hkl[i, 1], hkl[i, 2]
+                    u = ustar[j]
+                    quad = (
+                        hh * (u[0, 0] * hh + u[0, 1] * kk + u[0, 2] * lq)
+                        + kk * (u[1, 0] * hh + u[1, 1] * kk + u[1, 2] * lq)
+                        + lq * (u[2, 0] * hh + u[2, 1] * kk + u[2, 2] * lq)
+                    )
+                    dw = math.exp(-2.0 * math.pi**2 * quad)
+                    qr *= dw
+                    qi *= dw
+                sr += qr
+                si += qi
+            fr += fe[e] * sr
+            fi += fe[e] * si
+        out[i] = fr * fr + fi * fi
     return out
 
 
@@ -231,13 +279,13 @@ def _is_hexagonal(matrix, angle_tol=5.0, length_tol=0.01):
 
 
 @njit(cache=True)
-def _pattern(matrix, recip, r, r_min, wavelength, frac, occ, elem, a, b, z, ustar, has_ustar):
+def _pattern(matrix, recip, r, r_min, wavelength, frac, occ, el_start, a, b, z, ustar, has_ustar):
     """The whole calculation for one structure; see the module docstring."""
     lengths = np.sqrt(np.sum(matrix**2, axis=1))
     hkl, g, nmax = _points(recip, lengths, r, r_min)
     if g.shape[0] == 0:
         return np.empty(0), np.empty(0), np.empty((0, 3), dtype=np.int32), np.empty(0)
-    i_hkl = _structure_factors(hkl, g, nmax, frac, occ, elem, a, b, z, ustar, has_ustar)
+    i_hkl = _structure_factors(hkl, g, nmax, frac, occ, el_start, a, b, z, ustar, has_ustar)
     is_hex = _is_hexagonal(matrix)
     return _merge(hkl, g, i_hkl, wavelength, is_hex, TWO_THETA_TOL, SCALED_INTENSITY_TOL)
 
@@ -247,12 +295,15 @@ def fast_sticks(structure, wavelength: float, two_theta_range: tuple[float, floa
     matrix = structure.lattice.matrix
     min_r, max_r = (2 * math.sin(math.radians(t / 2)) / wavelength for t in two_theta_range)
     frac, occ, rows = scatterers(structure)
-    elems, elem = _compact(rows)
-    table = scattering_table()
     ustar, has_ustar = _ustar(structure)
+    elems, elem = _compact(rows)
+    order = np.argsort(elem, kind="stable")  # each element's scatterers contiguous
+    el_start = np.searchsorted(elem[order], np.arange(len(elems) + 1))
+    table = scattering_table()
     tt, inten, hkl, d = _pattern(
         matrix, reciprocal_rows(matrix), float(max_r), float(min_r), float(wavelength),
-        frac, occ, elem, table.a[elems], table.b[elems], table.z[elems], ustar, has_ustar,
+        frac[order], occ[order], el_start, table.a[elems], table.b[elems], table.z[elems],
+        ustar[order] if has_ustar else ustar, has_ustar,
     )  # fmt: skip
     if len(tt) == 0:
         lo, hi = two_theta_range
