@@ -51,7 +51,7 @@ def _fast_sticks(structure, wavelength: float, two_theta_range: tuple[float, flo
 
 # name -> function(structure, wavelength Å, (2θ min, 2θ max)) -> Sticks
 ENGINES: dict[str, Callable[..., Sticks]] = {"pymatgen": _pymatgen_sticks, "fast": _fast_sticks}
-DEFAULT_ENGINE = "pymatgen"
+DEFAULT_ENGINE = "fast"  # equals pymatgen: tests/xrd/test_engines.py, docs/engines.md
 
 
 def compute_sticks(
