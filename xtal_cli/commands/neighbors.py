@@ -88,14 +88,14 @@ def neighbors(
     if map_path or element_map:
         from xtal_cli.embed.maps import plot_element_grid, plot_map, tsne_2d
 
+        colour = _colour(color_by, es, formulas) if map_path else {}
         say(f"t-SNE of {len(es)} embeddings (seed {seed}) ...")
         try:
             xy = tsne_2d(es.embedding, seed=seed)
         except ValueError as exc:
             raise XtalError(f"{embeddings}: {exc}") from None
         if map_path:
-            kw = _colour(color_by, es, formulas)
-            plot_map(xy, map_path, color_by=color_by, formulas=formulas, **kw)
+            plot_map(xy, map_path, color_by=color_by, formulas=formulas, **colour)
             say(f"wrote {map_path}")
         if element_map:
             drawn = plot_element_grid(xy, formulas, element_map)

@@ -67,7 +67,8 @@ class Embedder:
 
 
 def is_scan_file(path: Path) -> bool:
-    """A measured pattern by its extension; a ``.csv`` is a scan unless it has a ``cif`` column."""
+    """A measured pattern: by extension; a ``.csv`` with a ``cif`` column or a ``.cif`` with atom
+    sites holds structures instead."""
     from xtal_cli.io.scans import READERS
 
     suffix = path.suffix.lower()
@@ -76,6 +77,9 @@ def is_scan_file(path: Path) -> bool:
     if suffix == ".csv" and path.exists():
         with open(path, encoding="utf-8", errors="replace") as fh:
             return "cif" not in fh.readline().lower()
+    if suffix == ".cif":  # a powder-data CIF (pdCIF) has measured points and no atom sites
+        text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+        return "_pd_meas" in text and "_atom_site_fract" not in text
     return True
 
 
@@ -305,7 +309,7 @@ def embed_inputs(
         "grid_max": cfg.grid_max,
         "grid_points": cfg.grid_points,
         "wavelength": cfg.wavelength,
-        "sources": np.array([str(p) for p in paths], dtype=object).astype(str),
+        "sources": ";".join(str(p) for p in paths),
     }
     return EmbeddingSet(
         ids=[rows.ids[k] for k in keep],
