@@ -182,3 +182,20 @@ def test_compiled_profile_equals_the_formula():
     # area kept: each peak integrates to its stick intensity (up to the truncated tails)
     assert got.sum() * 0.02 == pytest.approx(areas.sum(), rel=0.02)
     assert not pseudo_voigt_sum(grid, [], [], [], eta).any()
+
+
+def test_torch_batch_path_equals_pymatgen():
+    """The optional torch path (CPU here) gives the same sticks, failures stay per structure."""
+    pytest.importorskip("torch")
+    from pymatgen.core.periodic_table import DummySpecies
+
+    from xtal_cli.xrd.fast_torch import batch_sticks
+
+    names = ["cubic NaCl", "hexagonal ZnO", "monoclinic", "triclinic", "partial occupancy"]
+    structures = [_structures()[n] for n in names]
+    structures.append(Structure(Lattice.cubic(4.0), [DummySpecies("X")], [[0, 0, 0]]))
+    # a tiny block size forces several device calls with different padding
+    got = batch_sticks(structures, CU, (10.0, 120.0), device="cpu", max_elements=3000)
+    for name, s, new in zip(names, structures, got):
+        assert_same(compute_sticks(s, CU, (10.0, 120.0), engine="pymatgen"), new, f"torch {name}")
+    assert isinstance(got[-1], ValueError)
