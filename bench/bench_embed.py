@@ -1,0 +1,282 @@
+"""Benchmark of the structure/XRD embeddings on the shared Materials Project set (issue 4).
+
+Steps: simulate Cu Kα profiles (10-110° 2θ, 0.02° steps) for the shared MP structures; train
+train-embed on 80 % (the seeded validation split of 20 % is the test set: no model selection is
+done on it); then, within the test set: XRD->structure and structure->XRD retrieval top-1/top-10;
+k-NN (k = 10) regression of band gap and formation energy from the structure embedding, against
+a composition-only baseline (fraction-weighted element-property statistics, pymatgen) and a
+hand-crafted structure descriptor (sorted eigenvalues of the sine Coulomb matrix, computed here)
+on the same split; the 10 nearest neighbours of LiCoO2 (mp-22526) when present; training
+throughput (pairs/s); query latency for the whole set and for 27k x 1024 embeddings.
+
+    python bench/bench_embed.py            # full: all 27k structures, 2 h CPU budget by default
+    python bench/bench_embed.py --quick    # ~2,000 structures, a few epochs (minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import RESULTS, WORK, require_shared, write_result  # noqa: E402
+
+PROPERTIES = ("band_gap", "formation_energy_per_atom")
+ELEMENT_PROPS = ("Z", "X", "row", "group", "atomic_mass", "atomic_radius", "mendeleev_no")
+
+
+def simulate(shared: Path, out: Path, n: int | None, seed: int, jobs: int) -> Path:
+    from xtal_cli.io.structures import collect_items
+    from xtal_cli.xrd.profile import ProfileSettings
+    from xtal_cli.xrd.simulate import SimulationSettings, run_simulation
+
+    items = collect_items([str(shared / "mp_structures.csv.gz")])
+    if n is not None and n < len(items):
+        pick = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))
+        items = [items[i] for i in pick]
+    settings = SimulationSettings(
+        wavelength=1.54184,
+        wavelength_label="CuKa",
+        two_theta_min=10,
+        two_theta_max=110,
+        profile=ProfileSettings(two_theta_min=10, two_theta_max=110, step=0.02, fwhm=0.1),
+    )
+    if not out.exists():
+        run_simulation(items, settings, out, jobs=jobs, resume=True)
+    return out
+
+
+def composition_features(formulas) -> np.ndarray:
+    """Fraction-weighted mean, std, min and max of element properties (composition only)."""
+    import warnings
+
+    from pymatgen.core import Composition
+
+    cache: dict = {}
+    rows = []
+    for f in formulas:
+        comp = Composition(f).fractional_composition
+        els = list(comp)
+        w = np.array([comp[e] for e in els])
+        props = []
+        for e in els:
+            if e.symbol not in cache:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    cache[e.symbol] = [float(getattr(e, p) or np.nan) for p in ELEMENT_PROPS]
+            props.append(cache[e.symbol])
+        p = np.nan_to_num(np.array(props))
+        mean = w @ p
+        std = np.sqrt(w @ (p - mean) ** 2)
+        rows.append(np.concatenate([mean, std, p.min(0), p.max(0), [len(els)]]))
+    return np.array(rows)
+
+
+def sine_coulomb_eigenvalues(structures, size: int) -> np.ndarray:
+    """Sorted eigenvalues of the sine Coulomb matrix (Faber et al. 2015), zero-padded."""
+    out = np.zeros((len(structures), size))
+    for k, s in enumerate(structures):
+        z = np.array([site.specie.Z for site in s], dtype=float)
+        frac = s.frac_coords
+        lat = s.lattice.matrix
+        diff = frac[:, None, :] - frac[None, :, :]
+        arg = (np.sin(np.pi * diff) ** 2) @ lat
+        dist = np.linalg.norm(arg, axis=2)
+        with np.errstate(divide="ignore"):
+            m = np.outer(z, z) / dist
+        np.fill_diagonal(m, 0.5 * z**2.4)
+        ev = np.sort(np.abs(np.linalg.eigvalsh(m)))[::-1][:size]
+        out[k, : len(ev)] = ev
+    return out
+
+
+def knn_mae(train_x, train_y, test_x, test_y, k: int = 10, scale: bool = True) -> float:
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    ok_tr, ok_te = np.isfinite(train_y), np.isfinite(test_y)
+    if scale:
+        sc = StandardScaler().fit(train_x[ok_tr])
+        train_x, test_x = sc.transform(train_x), sc.transform(test_x)
+    model = KNeighborsRegressor(n_neighbors=k).fit(train_x[ok_tr], train_y[ok_tr])
+    return float(np.mean(np.abs(model.predict(test_x[ok_te]) - test_y[ok_te])))
+
+
+def latency(index, queries: np.ndarray, k: int = 10) -> dict:
+    times = []
+    for q in queries:
+        t = time.perf_counter()
+        index.query(q, k)
+        times.append((time.perf_counter() - t) * 1000)
+    return {"median_ms": float(np.median(times)), "p95_ms": float(np.percentile(times, 95))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="~2,000 structures, a few epochs")
+    ap.add_argument("--n", type=int, default=None, help="number of structures (default: all)")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--dim", type=int, default=1024)
+    ap.add_argument("--batch-size", type=int, default=512)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    n = args.n or (2000 if args.quick else None)
+    epochs = args.epochs or (8 if args.quick else 40)
+
+    import torch
+
+    from xtal_cli.embed.infer import load_model
+    from xtal_cli.embed.loss import retrieval_topk
+    from xtal_cli.embed.maps import intrinsic_dimension, plot_element_grid, plot_map, tsne_2d
+    from xtal_cli.embed.search import ExactIndex, HnswIndex
+    from xtal_cli.embed.train import TrainSettings, encode, load_training_data, train_embed
+    from xtal_cli.io.h5 import read_patterns
+    from xtal_cli.io.structures import structure_from_json
+
+    shared = require_shared()
+    tag = "quick" if args.quick else "full"
+    work = WORK / f"embed-{tag}"
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    patterns = simulate(shared, work / "patterns.h5", n, args.seed, args.jobs)
+    t_sim = time.perf_counter() - t0
+
+    model_dir = work / "model"
+    settings = TrainSettings(
+        epochs=epochs,
+        batch_size=args.batch_size,
+        val_fraction=0.2,
+        seed=args.seed,
+        device=args.device,
+        workers=args.jobs,
+    )
+    resume = (model_dir / "checkpoint.pt").exists()
+    t0 = time.perf_counter()
+    summary = train_embed(
+        patterns,
+        model_dir,
+        settings,
+        dim=args.dim,
+        resume=resume,
+        report=lambda ev, **kw: print(kw, file=sys.stderr) if ev == "epoch_end" else None,
+    )
+    t_train = time.perf_counter() - t0
+    ckpt = torch.load(model_dir / "checkpoint.pt", weights_only=False)
+    history = ckpt["history"]
+    train_idx, test_idx = np.array(ckpt["train_idx"]), np.array(ckpt["val_idx"])
+
+    emb = load_model(model_dir, "cpu")
+    data, _ = load_training_data(patterns, model_dir / "graphs.h5")
+    all_idx = np.arange(len(data.graphs))
+    s_all, x_all = encode(emb.model, data.graphs, data.profiles, all_idx, emb.device)
+    s_test, x_test = s_all[test_idx], x_all[test_idx]
+    xs = retrieval_topk(x_test, s_test)
+    sx = retrieval_topk(s_test, x_test)
+
+    ps = read_patterns(patterns, sticks=False)
+    row = {i: k for k, i in enumerate(ps.ids)}
+    rows = np.array([row[i] for i in data.graphs.ids])
+    formulas = ps.labels["formula"][rows]
+    structures = [structure_from_json(ps.structures[r]) for r in rows]
+    s_np = s_all.numpy()
+    comp = composition_features(formulas)
+    n_sites = max(len(s) for s in structures)
+    scm = sine_coulomb_eigenvalues(structures, n_sites)
+    knn = {}
+    for prop in PROPERTIES:
+        y = np.asarray(ps.meta[prop], dtype=float)[rows]
+        tr, te = train_idx, test_idx
+        knn[prop] = {
+            "embedding": knn_mae(s_np[tr], y[tr], s_np[te], y[te], 10, scale=False),
+            "composition_baseline": knn_mae(comp[tr], y[tr], comp[te], y[te]),
+            "sine_coulomb_eigenvalues": knn_mae(scm[tr], y[tr], scm[te], y[te]),
+            "predict_train_mean": float(np.nanmean(np.abs(y[test_idx] - np.nanmean(y[train_idx])))),
+        }
+
+    neighbours = None
+    ids = data.graphs.ids
+    exact = ExactIndex(s_np)
+    if "mp-22526" in ids:
+        q = ids.index("mp-22526")
+        idx, dist = exact.query(s_np[q], 11)
+        neighbours = [
+            {"id": ids[i], "formula": str(formulas[i]), "distance": float(d)}
+            for i, d in zip(idx[0], dist[0])
+            if i != q
+        ][:10]
+
+    rng = np.random.default_rng(0)
+    queries = s_np[rng.choice(len(s_np), 200)]
+    lat_set = latency(exact, queries)
+    synth = rng.normal(size=(27_000, 1024)).astype(np.float32)
+    syn_q = synth[rng.choice(27_000, 200)] + 0.01
+    lat_27k_exact = latency(ExactIndex(synth), syn_q)
+    t = time.perf_counter()
+    hnsw = HnswIndex.build(synth, threads=2)
+    hnsw_build = time.perf_counter() - t
+    lat_27k_hnsw = latency(hnsw, syn_q)
+
+    xy = tsne_2d(s_np, seed=args.seed)
+    figs = {}
+    for color in ("band_gap", "crystal_system"):
+        values = (
+            np.asarray(ps.meta[color], float)[rows] if color in ps.meta else ps.labels[color][rows]
+        )
+        path = RESULTS / f"embed_{tag}_map_{color}.png"
+        plot_map(xy, path, values=values, color_by=color)
+        figs[color] = str(path.relative_to(RESULTS.parent.parent))
+    grid = RESULTS / f"embed_{tag}_elements.png"
+    plot_element_grid(xy, formulas, grid)
+    figs["elements"] = str(grid.relative_to(RESULTS.parent.parent))
+
+    last = history[-1]
+    write_result(
+        f"embed_{tag}",
+        {
+            "setting": {
+                "structures": len(ids),
+                "train": len(train_idx),
+                "test": len(test_idx),
+                "epochs": len(history),
+                "dim": args.dim,
+                "batch_size": args.batch_size,
+                "seed": args.seed,
+                "device": summary["device"],
+                "torch_threads": torch.get_num_threads(),
+            },
+            "retrieval_test": {
+                "xrd_to_structure_top1": xs[1],
+                "xrd_to_structure_top10": xs[10],
+                "structure_to_xrd_top1": sx[1],
+                "structure_to_xrd_top10": sx[10],
+            },
+            "knn10_mae_test": knn,
+            "licoo2_neighbours": neighbours,
+            "training": {
+                "pairs_per_s_median": float(np.median([h["pairs_per_s"] for h in history])),
+                "train_seconds_total": float(sum(h["train_seconds"] for h in history)),
+                "wall_seconds_this_run": t_train,
+                "simulate_seconds": t_sim,
+                "first_loss": history[0]["train_loss"],
+                "last_loss": last["train_loss"],
+                "last_val_loss": last.get("val_loss"),
+            },
+            "query_latency": {
+                f"exact_{len(ids)}x{args.dim}": lat_set,
+                "exact_27000x1024": lat_27k_exact,
+                "hnsw_27000x1024": {**lat_27k_hnsw, "build_s": hnsw_build},
+            },
+            "intrinsic_dimension": intrinsic_dimension(s_np, k=25, seed=args.seed),
+            "figures": figs,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
