@@ -26,8 +26,8 @@ def refine_bbo(
     trials: int = typer.Option(200, "--trials", "-n", help="Total trials in the study."),
     seed: int = typer.Option(0, "--seed", help="TPE sampler seed (recorded in report.json)."),
     workers: int = typer.Option(1, "--workers", "-j", help="Worker processes sharing the study."),
-    two_theta_range: tuple[float, float] = typer.Option(
-        (None, None), "--range", help="Full 2θ range of the final step (default: whole pattern)."
+    two_theta_range: tuple[float, float] | None = typer.Option(
+        None, "--range", help="Full 2θ range of the final step (default: whole pattern)."
     ),
     space: Path = typer.Option(
         None, "--space", help="Search-space YAML (bounds, cycles, timeout)."
@@ -54,7 +54,7 @@ def refine_bbo(
     search = Space.from_yaml(space)
     limits = (
         None
-        if two_theta_range[0] is None
+        if not two_theta_range or two_theta_range[0] is None
         else (float(two_theta_range[0]), float(two_theta_range[1]))
     )
     if limits is not None and limits[1] <= limits[0]:

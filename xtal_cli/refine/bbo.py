@@ -306,15 +306,24 @@ def open_study(storage: str, name: str, seed: int, resume: bool, meta: dict):
         interrupted = t.state == TrialState.RUNNING or (
             t.state == TrialState.FAIL and "failure" not in t.user_attrs
         )
-        if interrupted and not t.user_attrs.get("requeued"):
+        if interrupted and not _requeued(study, t):
             requeue.append(t)
     for t in requeue:
         if t.state == TrialState.RUNNING:
+            study._storage.set_trial_user_attr(t._trial_id, "failure", "interrupted (re-queued)")
+            study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
             study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        study._storage.set_trial_user_attr(t._trial_id, "failure", "interrupted (re-queued)")
-        study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
+        else:  # a finished trial's attributes are read-only: mark it in the study instead
+            done = set(study.user_attrs.get("requeued_trials", []))
+            study.set_user_attr("requeued_trials", sorted(done | {t.number}))
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
     return study, len(requeue)
+
+
+def _requeued(study, t) -> bool:
+    return bool(t.user_attrs.get("requeued")) or t.number in study.user_attrs.get(
+        "requeued_trials", []
+    )
 
 
 def _exists(storage: str) -> bool:
@@ -330,7 +339,7 @@ def finished(study) -> int:
     n = 0
     for t in study.get_trials(deepcopy=False):
         if t.state == TrialState.COMPLETE or (
-            t.state == TrialState.FAIL and not t.user_attrs.get("requeued")
+            t.state == TrialState.FAIL and not _requeued(study, t)
         ):
             n += 1
     return n
