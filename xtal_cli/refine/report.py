@@ -228,9 +228,13 @@ def plot_mds(path, records: list[dict], chosen: list[dict], phase, seed: int = 0
         for i in range(n):
             for j in range(i + 1, n):
                 D[i, j] = D[j, i] = structure_distance(records[i], records[j], phase)
-        xy = MDS(
-            n_components=2, dissimilarity="precomputed", random_state=seed, n_init=4
-        ).fit_transform(D)
+        import warnings
+
+        with warnings.catch_warnings():  # sklearn's MDS API is mid-deprecation
+            warnings.simplefilter("ignore", FutureWarning)
+            xy = MDS(
+                n_components=2, dissimilarity="precomputed", random_state=seed, n_init=4
+            ).fit_transform(D)
         rwp = [r["rwp"] for r in records]
         sc = ax.scatter(xy[:, 0], xy[:, 1], c=rwp, cmap="viridis_r", s=25)
         fig.colorbar(sc, ax=ax, label="Rwp (%)")
