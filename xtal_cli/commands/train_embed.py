@@ -96,7 +96,7 @@ def train_embed(
             graph_cache=graph_cache,
             report=report,
         )
-    if not quiet:
+    if not quiet and summary["rank"] == 0:
         err_console.print(
             f"wrote {output}/model.pt: {summary['n_train']} train / {summary['n_val']} validation "
             f"pairs, {summary['epochs_run']} epochs this run on {summary['device']}, "

@@ -241,9 +241,13 @@ def train_embed(
         raise XtalError(f"{out}: no {CHECKPOINT} to resume from; start without --resume")
     out.mkdir(parents=True, exist_ok=True)
 
+    if world > 1 and not main:  # rank 0 builds the graph cache once; the others then read it
+        torch.distributed.barrier()
     data, cached = load_training_data(
         patterns, graph_cache or out / GRAPHS, settings.workers, report
     )
+    if world > 1 and main:
+        torch.distributed.barrier()
     n = len(data.graphs)
     if n < 4:
         raise XtalError(
@@ -395,6 +399,7 @@ def train_embed(
     return {
         **info,
         "out": str(out),
+        "rank": rank,
         "epochs_run": len(history),
         "last": history[-1] if history else {},
         "failures": data.failures,
