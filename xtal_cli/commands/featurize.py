@@ -1,0 +1,123 @@
+"""``xtal featurize``: patterns (simulated sticks or profiles) or measured scans → features/1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from xtal_cli.commands._common import err_console, handle_errors, progress_bar
+from xtal_cli.errors import XtalError
+
+HELP = (
+    "Turn patterns into peak-position features for symmetry prediction: the positions of the N "
+    "lowest-angle peaks and the number of peaks in the window (Suzuki et al. 2020). Reads a "
+    "patterns file from xtal simulate (sticks, or --source profile to pick peaks in profiles) "
+    "or measured scans (.xy .xye .csv .dat .txt .xrdml; files, folders, globs, - for stdin)."
+)
+EPILOG = (
+    "Example: xtal featurize patterns.h5 --unit q -o features.h5  |  "
+    "xtal featurize scans/*.xy --wavelength CuKa1 -o measured.h5"
+)
+
+
+def featurize(
+    inputs: list[str] = typer.Argument(..., help="A patterns .h5 file, or measured scan files."),
+    output: Path = typer.Option(..., "-o", "--output", help="Features file to write (.h5)."),
+    unit: str = typer.Option(
+        "q", "--unit", help="Peak position unit: 2theta, d, inv-d, inv-d2 or q (wavelength-free)."
+    ),
+    n_peaks: int = typer.Option(10, "--peaks", help="Number of lowest-angle peak positions."),
+    min_intensity: float = typer.Option(
+        1.0, "--min-intensity", help="Peaks weaker than this % of the strongest are ignored."
+    ),
+    resolution: float = typer.Option(
+        0.01, "--resolution", help="Peaks closer than this (° 2θ) count as one."
+    ),
+    two_theta_min: float = typer.Option(
+        None, "--two-theta-min", help="Window start, 2θ (°) at the reference wavelength."
+    ),
+    two_theta_max: float = typer.Option(
+        None, "--two-theta-max", help="Window end, 2θ (°) at the reference wavelength."
+    ),
+    source: str = typer.Option(
+        "auto", "--source", help="For patterns files: sticks (auto) or profile (peak picking)."
+    ),
+    wavelength: str = typer.Option(
+        None,
+        "--wavelength",
+        help="Scans without one: CuKa (lab Kα1+Kα2, Kα2 stripped), CuKa1, MoKa1 ... or Å.",
+    ),
+    ka2: str = typer.Option(
+        "auto", "--ka2", help="Scans: strip Kα2: auto (when the file or a CuKa name says), yes, no."
+    ),
+    prominence: float = typer.Option(
+        None, "--prominence", help="Scans: absolute peak prominence (default: 4 noise σ)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
+) -> None:
+    from xtal_cli.symmetry.features import (
+        FeatureSettings,
+        featurize_patterns,
+        featurize_scans,
+        write_features,
+    )
+    from xtal_cli.symmetry.predict import _h5_kind, expand_inputs
+
+    if ka2 not in ("auto", "yes", "no"):
+        raise XtalError(f"--ka2 {ka2!r}: use auto, yes or no")
+    paths = expand_inputs(inputs)
+    kinds = {p: _h5_kind(p) for p in paths}
+    h5s = [p for p, k in kinds.items() if k is not None]
+    if h5s:
+        if len(paths) > 1:
+            raise XtalError(f"{h5s[0]}: give one patterns file at a time, without scan files")
+        from xtal_cli.io.h5 import read_patterns
+
+        ps = read_patterns(h5s[0], structures=False)
+        with progress_bar(quiet) as bar:
+            task = bar.add_task("featurize", total=len(ps))
+            fs = featurize_patterns(
+                ps,
+                unit=unit,
+                n_peaks=n_peaks,
+                min_intensity=min_intensity,
+                two_theta_range=(two_theta_min, two_theta_max),
+                resolution=resolution,
+                source=source,
+                progress=lambda: bar.advance(task),
+            )
+        fs.attrs["source_file"] = str(h5s[0])
+    else:
+        from xtal_cli.symmetry.features import read_scan_with
+
+        scans = [read_scan_with(p, wavelength) for p in paths]
+        ref = scans[0].wavelength
+        if ref is None:
+            raise XtalError(f"{paths[0]}: the file gives no wavelength; pass --wavelength")
+        settings = FeatureSettings(
+            unit=unit,
+            n_peaks=n_peaks,
+            min_intensity=min_intensity,
+            wavelength=ref,
+            wavelength_label=f"{ref:g}",
+            two_theta_min=0.0 if two_theta_min is None else two_theta_min,
+            two_theta_max=90.0 if two_theta_max is None else two_theta_max,
+            resolution=resolution,
+        )
+        for scan in scans:
+            scan.meta.setdefault("id", str(scan.path))
+        fs = featurize_scans(scans, settings, ka2=ka2, prominence=prominence)
+    write_features(output, fs)
+    if not quiet:
+        lo, hi = fs.settings.window
+        err_console.print(
+            f"wrote {len(fs)} feature rows ({fs.settings.n_peaks} peaks + count, unit "
+            f"{fs.settings.unit}, window {lo:.4g}-{hi:.4g}) to {output}"
+            + (f"; {len(fs.failures)} failed (recorded in the file)" if fs.failures else ""),
+            highlight=False,
+        )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("featurize", help=HELP, epilog=EPILOG)(handle_errors(featurize))

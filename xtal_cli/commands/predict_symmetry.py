@@ -1,0 +1,112 @@
+"""``xtal predict-symmetry``: model bundle + patterns → ranked crystal systems and space groups."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from xtal_cli.commands._common import console, emit_records, err_console, handle_errors
+from xtal_cli.errors import XtalError
+
+HELP = (
+    "Rank crystal systems and space groups of measured powder patterns (.xy .xye .csv .dat .txt "
+    ".xrdml; files, folders, globs, or - to read paths from stdin) or of a features/patterns "
+    ".h5 file, with a bundle from xtal train-symmetry. Peaks are picked, converted with the "
+    "data's wavelength into the model's unit, and checked against the model's range."
+)
+EPILOG = (
+    "Example: xtal predict-symmetry symmetry.joblib scan.xy --wavelength CuKa --top 5  |  "
+    "ls *.xrdml | xtal predict-symmetry symmetry.joblib - --format jsonl"
+)
+
+
+def predict_symmetry(
+    model: Path = typer.Argument(..., help="Model bundle from xtal train-symmetry."),
+    inputs: list[str] = typer.Argument(..., help="Pattern files, folders, globs, .h5, or -."),
+    wavelength: str = typer.Option(
+        None,
+        "--wavelength",
+        help="For files that give none: CuKa (lab Kα1+Kα2, Kα2 stripped), CuKa1, MoKa1 ... or Å.",
+    ),
+    top: int = typer.Option(5, "--top", help="How many candidates to list."),
+    fmt: str = typer.Option("table", "--format", help="table, json, jsonl or csv (stdout)."),
+    ka2: str = typer.Option(
+        "auto", "--ka2", help="Strip Kα2: auto (when the file or a CuKa-type name says), yes, no."
+    ),
+    prominence: float = typer.Option(
+        None, "--prominence", help="Absolute peak prominence (default: 4 noise σ)."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
+) -> None:
+    from xtal_cli.symmetry.predict import CSV_COLUMNS, load_model, predict_paths
+    from xtal_cli.xrd.units import resolve_wavelength
+
+    if fmt not in ("table", "json", "jsonl", "csv"):
+        raise XtalError(f"--format {fmt!r}: use table, json, jsonl or csv")
+    if ka2 not in ("auto", "yes", "no"):
+        raise XtalError(f"--ka2 {ka2!r}: use auto, yes or no")
+    if top < 1:
+        raise XtalError(f"--top {top}: must be at least 1")
+    if wavelength:
+        resolve_wavelength(wavelength)  # fail early on a typo
+    bundle = load_model(model)
+    preds = predict_paths(
+        bundle, inputs, wavelength=wavelength, top=top, ka2=ka2, prominence=prominence
+    )
+    errors = [p for p in preds if p.error]
+    if errors and len(errors) == len(preds):
+        if len(preds) == 1:
+            raise XtalError(errors[0].error)
+        raise XtalError(f"none of {len(preds)} inputs could be answered; first: {errors[0].error}")
+    if not quiet:
+        for p in preds:
+            if p.error:
+                err_console.print(f"[yellow]skipped:[/] {p.error}", highlight=False)
+            for w in p.warnings:
+                err_console.print(f"[yellow]warning:[/] {p.id}: {w}", highlight=False)
+    if fmt == "table":
+        _print_tables(preds, bundle)
+    elif fmt == "csv":
+        emit_records([row for p in preds for row in p.as_rows()], "csv", CSV_COLUMNS)
+    else:
+        emit_records([p.as_record() for p in preds], fmt)
+
+
+def _print_tables(preds, bundle) -> None:
+    from rich.table import Table
+
+    settings = bundle["settings"]
+    for p in preds:
+        if p.error:
+            continue
+        table = Table(
+            title=f"{p.id} · {p.n_peaks} peaks in the model's window", title_justify="left"
+        )
+        table.add_column("rank", justify="right")
+        table.add_column("crystal system")
+        table.add_column("p", justify="right")
+        table.add_column("space group", justify="right")
+        table.add_column("symbol")
+        table.add_column("p", justify="right")
+        for r in range(max(len(p.crystal_systems), len(p.space_groups))):
+            cs = p.crystal_systems[r] if r < len(p.crystal_systems) else ("", None)
+            sg = p.space_groups[r] if r < len(p.space_groups) else ("", "", None)
+            table.add_row(
+                str(r + 1),
+                cs[0],
+                f"{cs[1]:.3f}" if cs[1] is not None else "",
+                str(sg[0]),
+                sg[1],
+                f"{sg[2]:.3f}" if sg[2] is not None else "",
+            )
+        console.print(table)
+    console.print(
+        f"[dim]model: {bundle.get('model', '?')}, unit {settings.unit}, trained on "
+        f"{bundle.get('training', {}).get('n_train', '?')} patterns[/]",
+        highlight=False,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("predict-symmetry", help=HELP, epilog=EPILOG)(handle_errors(predict_symmetry))

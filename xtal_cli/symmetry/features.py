@@ -1,0 +1,393 @@
+"""Peak-position features for symmetry prediction (Suzuki et al., Sci. Rep. 10, 21790, 2020).
+
+A pattern becomes ``n_peaks + 1`` numbers: the positions of the ``n_peaks`` lowest-angle peaks
+and the number of peaks inside the window (0–90° 2θ in the paper). Positions are expressed in a
+unit; in a wavelength-free unit (d, 1/d, 1/d², Q) the window is the range the training 2θ window
+spans at the training wavelength, so a pattern measured at any wavelength is first converted to
+that unit and then compared with the same window. Missing peaks (fewer than ``n_peaks`` in the
+window) are filled with the window's far edge: "the next peak lies beyond what was looked at".
+
+Only peaks with at least ``min_intensity`` percent of the strongest peak in the window count, so
+that simulated sticks look like what peak picking finds in a measured scan.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from xtal_cli.errors import XtalError
+from xtal_cli.xrd.units import UNITS, WAVELENGTHS, d_to_two_theta, from_two_theta, two_theta_to_d
+
+DEFAULT_UNIT = "q"
+DEFAULT_N_PEAKS = 10
+DEFAULT_MIN_INTENSITY = 1.0  # percent of the strongest peak
+# Reflections closer than this (degrees 2θ at the reference wavelength) are one peak: symmetry-
+# equivalent families that a calculator lists twice, or overlaps no diffractometer resolves.
+DEFAULT_RESOLUTION = 0.01
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """Everything that defines the feature vector; stored in feature files and model bundles."""
+
+    unit: str = DEFAULT_UNIT
+    n_peaks: int = DEFAULT_N_PEAKS
+    min_intensity: float = DEFAULT_MIN_INTENSITY
+    wavelength: float = WAVELENGTHS["CuKa1"]  # Å: the wavelength the 2θ window refers to
+    wavelength_label: str = "CuKa1"
+    two_theta_min: float = 0.0
+    two_theta_max: float = 90.0
+    resolution: float = DEFAULT_RESOLUTION  # degrees 2θ: closer peaks count as one
+
+    def __post_init__(self):
+        if self.unit not in UNITS:
+            raise XtalError(f"unknown unit {self.unit!r}; use one of {', '.join(UNITS)}")
+        if self.n_peaks < 1:
+            raise XtalError(f"--peaks must be at least 1, not {self.n_peaks}")
+        if not 0.0 <= self.min_intensity < 100.0:
+            raise XtalError(f"--min-intensity {self.min_intensity:g} must be within 0-100 %")
+        if not 0.0 <= self.two_theta_min < self.two_theta_max <= 180.0:
+            raise XtalError(
+                f"2θ window {self.two_theta_min:g}-{self.two_theta_max:g}° is not within 0-180°"
+            )
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """The window in the feature unit, ordered (lowest angle, highest angle)."""
+        lo, hi = from_two_theta(
+            [self.two_theta_min, self.two_theta_max], self.wavelength, self.unit
+        )
+        return float(lo), float(hi)
+
+    @property
+    def fill_value(self) -> float:
+        """Position given to missing peaks: the window's high-angle edge."""
+        return self.window[1]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f"peak_{i + 1}" for i in range(self.n_peaks)] + ["n_peaks"]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def as_attrs(self) -> dict:
+        lo, hi = self.window
+        return {**asdict(self), "window_lo": lo, "window_hi": hi, "fill_value": self.fill_value}
+
+    @classmethod
+    def from_attrs(cls, attrs: dict) -> FeatureSettings:
+        names = cls.__dataclass_fields__
+        return cls(**{k: attrs[k] for k in names if k in attrs})
+
+
+@dataclass
+class PeakRow:
+    """One pattern's features plus what is needed to judge them (coverage, peaks found)."""
+
+    values: np.ndarray  # (n_peaks + 1,)
+    n_found: int  # peaks in the window above the threshold (before truncation to n_peaks)
+    coverage: tuple[float, float]  # 2θ range the data cover, at the settings' wavelength
+
+
+def to_model_two_theta(two_theta, wavelength: float, settings: FeatureSettings) -> np.ndarray:
+    """2θ measured at *wavelength* → 2θ at the settings' wavelength (same d); NaN if unreachable."""
+    two_theta = np.asarray(two_theta, dtype=float)
+    if abs(wavelength - settings.wavelength) < 1e-9:
+        return two_theta.copy()
+    return d_to_two_theta(two_theta_to_d(two_theta, wavelength), settings.wavelength)
+
+
+def peak_row(
+    two_theta,
+    intensity,
+    wavelength: float,
+    settings: FeatureSettings,
+    coverage: tuple[float, float] | None = None,
+) -> PeakRow:
+    """Features of one peak list (2θ at *wavelength*, any intensity scale).
+
+    *coverage* is the 2θ range (at *wavelength*) the data were recorded over; it defaults to the
+    whole window, as for simulated sticks.
+    """
+    tt = to_model_two_theta(two_theta, wavelength, settings)
+    inten = np.asarray(intensity, dtype=float)
+    inside = np.isfinite(tt) & (tt >= settings.two_theta_min) & (tt <= settings.two_theta_max)
+    tt, inten = tt[inside], inten[inside]
+    if len(inten):
+        order = np.argsort(tt, kind="stable")
+        tt, inten = merge_close(tt[order], inten[order], settings.resolution)
+        keep = inten >= settings.min_intensity / 100.0 * inten.max()
+        tt = tt[keep]
+    values = np.full(settings.n_peaks + 1, settings.fill_value, dtype=np.float64)
+    first = tt[: settings.n_peaks]
+    values[: len(first)] = from_two_theta(first, settings.wavelength, settings.unit)
+    values[-1] = len(tt)
+    if coverage is None:
+        cov = (settings.two_theta_min, settings.two_theta_max)
+    else:
+        lo, hi = to_model_two_theta(np.asarray(coverage, dtype=float), wavelength, settings)
+        cov = (float(lo), float(hi) if np.isfinite(hi) else 180.0)
+    return PeakRow(values=values, n_found=len(tt), coverage=cov)
+
+
+def merge_close(tt: np.ndarray, inten: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge sorted peaks closer than *tol* into one (intensity-weighted position, summed
+    intensity)."""
+    if tol <= 0 or len(tt) < 2:
+        return tt, inten
+    group = np.concatenate([[0], np.cumsum(np.diff(tt) > tol)])
+    total = np.bincount(group, weights=inten)
+    weight = np.where(total > 0, total, 1.0)
+    centre = np.bincount(group, weights=tt * inten) / weight
+    plain = np.bincount(group, weights=tt) / np.bincount(group)
+    return np.where(total > 0, centre, plain), total
+
+
+# ----------------------------------------------------------------------------- feature sets
+
+
+@dataclass
+class FeatureSet:
+    """Feature rows with labels and provenance, in memory (``features/1`` on disk)."""
+
+    ids: list[str]
+    X: np.ndarray  # (N, n_peaks + 1)
+    settings: FeatureSettings
+    n_found: np.ndarray  # (N,) int
+    coverage: np.ndarray  # (N, 2) 2θ range covered, at settings.wavelength
+    labels: dict[str, np.ndarray] = field(default_factory=dict)  # space_group, crystal_system ...
+    meta: dict[str, np.ndarray] = field(default_factory=dict)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)  # source, prominence, source files ...
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+_LABELS = ("formula", "space_group", "space_group_symbol", "crystal_system")
+
+
+def featurize_patterns(
+    ps,
+    *,
+    unit: str = DEFAULT_UNIT,
+    n_peaks: int = DEFAULT_N_PEAKS,
+    min_intensity: float = DEFAULT_MIN_INTENSITY,
+    two_theta_range: tuple[float | None, float | None] = (None, None),
+    resolution: float = DEFAULT_RESOLUTION,
+    source: str = "auto",
+    peak_options: dict | None = None,
+    progress=None,
+) -> FeatureSet:
+    """Features of a :class:`~xtal_cli.io.h5.PatternSet` from its sticks or its dense profiles.
+
+    The window defaults to the file's 2θ range at the file's wavelength. ``source="profile"``
+    picks peaks in the profiles (as for measured data); ``"auto"`` uses sticks.
+    """
+    attrs = ps.attrs
+    wavelength = float(attrs.get("wavelength", WAVELENGTHS["CuKa1"]))
+    lo = two_theta_range[0] if two_theta_range[0] is not None else attrs.get("two_theta_min", 0.0)
+    hi = two_theta_range[1] if two_theta_range[1] is not None else attrs.get("two_theta_max", 90.0)
+    settings = FeatureSettings(
+        unit=unit,
+        n_peaks=n_peaks,
+        min_intensity=min_intensity,
+        wavelength=wavelength,
+        wavelength_label=str(attrs.get("wavelength_label", f"{wavelength:g}")),
+        two_theta_min=float(lo),
+        two_theta_max=float(hi),
+        resolution=resolution,
+    )
+    if source == "auto":
+        source = "sticks"
+    if source == "profile" and ps.profiles is None:
+        raise XtalError("the patterns file has no profiles; simulate with --profile or use sticks")
+    if source not in ("sticks", "profile"):
+        raise XtalError(f"unknown source {source!r}; use sticks or profile")
+    rows, failures, keep = [], list(ps.failures), []
+    peak_options = dict(peak_options or {})
+    for i, pid in enumerate(ps.ids):
+        if source == "sticks":
+            row = peak_row(ps.sticks_two_theta[i], ps.sticks_intensity[i], wavelength, settings)
+        else:
+            grid = ps.profile_grid
+            try:
+                peaks = pick_peaks(grid, ps.profiles[i], **peak_options)
+            except XtalError as exc:
+                failures.append((pid, "featurize", str(exc)))
+                continue
+            row = peak_row(peaks.two_theta, peaks.height, wavelength, settings, (grid[0], grid[-1]))
+        rows.append(row)
+        keep.append(i)
+        if progress is not None:
+            progress()
+    keep = np.asarray(keep, dtype=int)
+    fs = _assemble([ps.ids[i] for i in keep], rows, settings, failures)
+    fs.labels = {k: np.asarray(ps.labels[k])[keep] for k in _LABELS if k in ps.labels}
+    fs.meta = {k: np.asarray(v)[keep] for k, v in ps.meta.items()}
+    fs.attrs = {"source": source, **{f"peaks_{k}": v for k, v in peak_options.items()}}
+    return fs
+
+
+def _assemble(ids, rows: list[PeakRow], settings: FeatureSettings, failures) -> FeatureSet:
+    width = settings.n_peaks + 1
+    return FeatureSet(
+        ids=list(ids),
+        X=np.array([r.values for r in rows], dtype=np.float64).reshape(-1, width),
+        settings=settings,
+        n_found=np.array([r.n_found for r in rows], dtype=np.int64),
+        coverage=np.array([r.coverage for r in rows], dtype=np.float64).reshape(-1, 2),
+        failures=list(failures),
+    )
+
+
+def pick_peaks(two_theta, counts, *, ka2=None, prominence=None, min_relative_height=0.01):
+    """Background removal and peak picking (xtal_cli.xrd.peaks) on one profile or scan."""
+    from xtal_cli.xrd.peaks import find_peaks
+
+    return find_peaks(
+        two_theta,
+        counts,
+        ka2=ka2,
+        prominence=prominence,
+        min_relative_height=min_relative_height,
+    )
+
+
+def scan_ka2(scan, ka2: str = "auto"):
+    """The ``(λ1, λ2, I2/I1)`` to strip from *scan*, or None.
+
+    ``auto`` strips when the scan carries a Kα2 wavelength: from the file (XRDML), or because
+    the wavelength was given as a Kα doublet name such as ``CuKa`` (see :func:`read_scans`);
+    ``yes`` also strips a Kα1-only label with the tube's known Kα2; ``no`` never strips.
+    Stripping a doublet that is not there creates false peaks, hence no stripping by default.
+    """
+    if ka2 == "no" or scan.wavelength is None:
+        return None
+    if scan.wavelength2:
+        return (scan.wavelength, scan.wavelength2, scan.ka2_ratio or 0.5)
+    if ka2 == "yes":
+        for element in ("Cu", "Mo", "Cr", "Fe", "Co", "Ag"):
+            if abs(scan.wavelength - WAVELENGTHS[f"{element}Ka1"]) < 2e-4:
+                return (WAVELENGTHS[f"{element}Ka1"], WAVELENGTHS[f"{element}Ka2"], 0.5)
+        raise XtalError(
+            f"{scan.path}: cannot strip Kα2: wavelength {scan.wavelength:g} Å is not a Kα1 line"
+        )
+    return None
+
+
+def read_scan_with(path, wavelength: str | None = None):
+    """Read a scan; *wavelength* (name or Å) applies when the file has none. A Kα doublet name
+    (``CuKa``) means Kα1 + Kα2 radiation: positions refer to Kα1 and Kα2 is stripped."""
+    from xtal_cli.io.scans import read_scan
+    from xtal_cli.xrd.units import kalpha_pair, resolve_wavelength
+
+    wl, label, pair = None, None, None
+    if wavelength:
+        wl, label = resolve_wavelength(wavelength)
+        pair = kalpha_pair(label) if not label.endswith("1") else None
+        if pair:
+            wl = pair[0]
+    scan = read_scan(path, wavelength=wl)
+    if pair and scan.wavelength2 is None and abs(scan.wavelength - pair[0]) < 1e-9:
+        scan.wavelength2, scan.ka2_ratio = pair[1], pair[2]
+    return scan
+
+
+def featurize_scans(
+    scans,
+    settings: FeatureSettings,
+    *,
+    ka2: str = "auto",
+    prominence: float | None = None,
+    min_relative_height: float = 0.01,
+) -> FeatureSet:
+    """Features of measured scans (each with its own wavelength) in the given settings' terms.
+
+    Unreadable scans are recorded as failures; a scan without a wavelength is an error because
+    its peaks cannot be placed in a wavelength-free unit (or at the model's 2θ).
+    """
+    ids, rows, failures = [], [], []
+    for scan in scans:
+        pid = scan.meta.get("id") or os.path.basename(scan.path) or f"scan{len(ids)}"
+        if scan.wavelength is None:
+            raise XtalError(
+                f"{scan.path}: the file gives no wavelength; pass --wavelength (e.g. CuKa1)"
+            )
+        try:
+            peaks = pick_peaks(
+                scan.two_theta,
+                scan.counts,
+                ka2=scan_ka2(scan, ka2),
+                prominence=prominence,
+                min_relative_height=min_relative_height,
+            )
+        except XtalError as exc:
+            failures.append((pid, "featurize", str(exc)))
+            continue
+        cov = (float(scan.two_theta[0]), float(scan.two_theta[-1]))
+        rows.append(peak_row(peaks.two_theta, peaks.height, scan.wavelength, settings, cov))
+        ids.append(pid)
+    fs = _assemble(ids, rows, settings, failures)
+    fs.attrs = {"source": "scan", "ka2": ka2, "peaks_min_relative_height": min_relative_height}
+    if prominence is not None:
+        fs.attrs["peaks_prominence"] = prominence
+    return fs
+
+
+# ----------------------------------------------------------------------------- features/1 on disk
+
+
+def write_features(path: str | os.PathLike, fs: FeatureSet) -> None:
+    """Write a :class:`FeatureSet` atomically as ``features/1`` (see docs/formats.md)."""
+    import h5py
+
+    from xtal_cli.io.h5 import atomic_path, write_attrs, write_column, write_dense, write_failures
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        write_attrs(h5, "features", {**fs.settings.as_attrs(), **fs.attrs})
+        h5.attrs["n_items"] = len(fs.ids)
+        h5.attrs["feature_names"] = np.array(fs.settings.feature_names, dtype=object)
+        write_column(h5, "id", np.array(fs.ids, dtype=object))
+        write_dense(h5, "features", fs.X, dtype=np.float64)
+        write_column(h5, "n_found", fs.n_found)
+        h5.create_dataset("coverage", data=fs.coverage)
+        for name, values in fs.labels.items():
+            write_column(h5, name, values)
+        meta = h5.create_group("meta")
+        for name, values in fs.meta.items():
+            write_column(meta, name, values)
+        write_failures(h5, fs.failures)
+
+
+def read_features(path: str | os.PathLike) -> FeatureSet:
+    """Read and check a ``features/1`` file."""
+    from xtal_cli.io.h5 import _short, open_checked, read_attrs, read_column, read_failures
+
+    with open_checked(path, "features", ("id", "features", "n_found", "coverage")) as h5:
+        try:
+            attrs = read_attrs(h5)
+            settings = FeatureSettings.from_attrs(attrs)
+            X = h5["features"][()]
+            if X.ndim != 2 or X.shape[1] != settings.n_peaks + 1:
+                raise XtalError(
+                    f"{path}: features have shape {X.shape}, expected (N, {settings.n_peaks + 1})"
+                )
+            fs = FeatureSet(
+                ids=read_column(h5["id"]).tolist(),
+                X=X,
+                settings=settings,
+                n_found=h5["n_found"][()],
+                coverage=h5["coverage"][()],
+                labels={k: read_column(h5[k]) for k in _LABELS if k in h5},
+                meta={k: read_column(v) for k, v in h5["meta"].items()} if "meta" in h5 else {},
+                failures=read_failures(h5),
+                attrs={k: v for k, v in attrs.items() if k not in settings.as_attrs()},
+            )
+        except (OSError, KeyError) as exc:
+            raise XtalError(f"{path}: truncated or corrupted ({_short(exc)})") from None
+    return fs

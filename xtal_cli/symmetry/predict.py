@@ -1,0 +1,317 @@
+"""Ranking crystal systems and space groups for new patterns with a trained symmetry bundle.
+
+Inputs are measured scans (any reader of :mod:`xtal_cli.io.scans`), a ``features/1`` file made
+with the model's settings, or a ``patterns/1`` file (featurised here with the model's settings).
+Every row is checked against what the model was trained on: a pattern with no peak inside the
+model's window is refused; one that covers only part of the window is answered with a warning.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xtal_cli.errors import XtalError
+from xtal_cli.symmetry.features import FeatureSet, FeatureSettings
+
+# How far (degrees 2θ at the model's wavelength) the data may fall short of the window's edges
+# before a warning: peak positions of the lowest-angle peaks and the peak count would be biased.
+EDGE_TOLERANCE = 1.0
+
+
+@dataclass
+class Prediction:
+    id: str
+    crystal_systems: list[tuple[str, float]] = field(default_factory=list)
+    space_groups: list[tuple[int, str, float]] = field(default_factory=list)
+    n_peaks: int = 0
+    warnings: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def as_record(self) -> dict:
+        rec = {"id": self.id, "n_peaks": self.n_peaks}
+        if self.error:
+            rec["error"] = self.error
+            return rec
+        rec["crystal_system"] = self.crystal_systems[0][0]
+        rec["crystal_system_probability"] = self.crystal_systems[0][1]
+        rec["space_group"] = self.space_groups[0][0]
+        rec["space_group_symbol"] = self.space_groups[0][1]
+        rec["space_group_probability"] = self.space_groups[0][2]
+        rec["crystal_systems"] = [{"name": n, "probability": p} for n, p in self.crystal_systems]
+        rec["space_groups"] = [
+            {"number": n, "symbol": s, "probability": p} for n, s, p in self.space_groups
+        ]
+        rec["warnings"] = self.warnings
+        return rec
+
+    def as_rows(self) -> list[dict]:
+        """Flat rows (one per rank) for CSV."""
+        if self.error:
+            return [{"id": self.id, "rank": "", "error": self.error}]
+        rows = []
+        for r in range(max(len(self.crystal_systems), len(self.space_groups))):
+            cs = self.crystal_systems[r] if r < len(self.crystal_systems) else ("", "")
+            sg = self.space_groups[r] if r < len(self.space_groups) else ("", "", "")
+            rows.append(
+                {
+                    "id": self.id,
+                    "rank": r + 1,
+                    "crystal_system": cs[0],
+                    "crystal_system_probability": cs[1],
+                    "space_group": sg[0],
+                    "space_group_symbol": sg[1],
+                    "space_group_probability": sg[2],
+                    "n_peaks": self.n_peaks,
+                    "warnings": " | ".join(self.warnings),
+                    "error": "",
+                }
+            )
+        return rows
+
+
+CSV_COLUMNS = [
+    "id", "rank", "crystal_system", "crystal_system_probability", "space_group",
+    "space_group_symbol", "space_group_probability", "n_peaks", "warnings", "error",
+]  # fmt: skip
+
+
+def load_model(path: str | os.PathLike) -> dict:
+    """Read a ``symmetry-model/1`` bundle and check it holds what prediction needs."""
+    from xtal_cli.io.bundles import read_bundle
+
+    bundle = read_bundle(path, "symmetry-model")
+    needed = ("estimators", "encoders", "feature_settings")
+    missing = [k for k in needed if k not in bundle]
+    if missing:
+        raise XtalError(f"{path}: model bundle lacks {', '.join(missing)}; retrain it")
+    bundle["settings"] = FeatureSettings(**bundle["feature_settings"])
+    return bundle
+
+
+def predict_rows(bundle: dict, X: np.ndarray, top: int = 5) -> list[tuple[list, list]]:
+    """Top-*top* crystal systems and space groups (with probabilities) for each feature row."""
+    from xtal_cli.symmetry.models import proba_for
+
+    X = np.asarray(X, dtype=np.float64)
+    out = {}
+    for target in ("crystal_system", "space_group"):
+        est, enc = bundle["estimators"][target], bundle["encoders"][target]
+        classes = np.arange(len(enc.classes_))
+        proba = proba_for(est, X, classes)
+        k = min(top, proba.shape[1])
+        idx = np.argsort(-proba, axis=1, kind="stable")[:, :k]
+        out[target] = (enc.classes_[idx], np.take_along_axis(proba, idx, axis=1))
+    symbols = bundle.get("space_group_symbols", {})
+    results = []
+    for i in range(len(X)):
+        cs_names, cs_p = out["crystal_system"][0][i], out["crystal_system"][1][i]
+        sg_nums, sg_p = out["space_group"][0][i], out["space_group"][1][i]
+        results.append(
+            (
+                [(str(n), float(p)) for n, p in zip(cs_names, cs_p)],
+                [(int(n), symbols.get(int(n), ""), float(p)) for n, p in zip(sg_nums, sg_p)],
+            )
+        )
+    return results
+
+
+def check_row(settings: FeatureSettings, n_found: int, coverage, unit_label: str) -> list[str]:
+    """Warnings for one row; raises :class:`XtalError` when the model cannot answer at all."""
+    from xtal_cli.xrd.units import from_two_theta
+
+    lo, hi = float(coverage[0]), float(coverage[1])
+    w_lo, w_hi = settings.two_theta_min, settings.two_theta_max
+
+    def u(tt):
+        return f"{float(from_two_theta(tt, settings.wavelength, settings.unit)):.4g}"
+
+    span = f"{unit_label} {u(w_lo)}-{u(w_hi)}"
+    if hi <= w_lo or lo >= w_hi:
+        raise XtalError(
+            f"the data cover {unit_label} {u(lo)}-{u(hi)}, outside the model's range {span}; "
+            "use a model trained for this range"
+        )
+    if n_found == 0:
+        raise XtalError(
+            f"no peaks inside the model's range {span} (data cover {u(lo)}-{u(hi)}); "
+            "check the wavelength, or lower --prominence"
+        )
+    warnings = []
+    if lo > w_lo + EDGE_TOLERANCE:
+        warnings.append(
+            f"data start at {unit_label} {u(lo)} but the model looks from {u(w_lo)}: "
+            "lower-angle peaks are missing, so peak positions may be shifted"
+        )
+    if hi < w_hi - EDGE_TOLERANCE:
+        warnings.append(
+            f"data end at {unit_label} {u(hi)} but the model counts peaks up to {u(w_hi)}: "
+            "the peak count is underestimated"
+        )
+    if n_found < 3:
+        warnings.append(f"only {n_found} peak(s) found; the ranking is weakly determined")
+    return warnings
+
+
+def unit_label(unit: str) -> str:
+    return {"2theta": "2θ (°)", "d": "d (Å)", "inv-d": "1/d (1/Å)", "inv-d2": "1/d² (1/Å²)"}.get(
+        unit, "Q (1/Å)"
+    )
+
+
+def expand_inputs(inputs: list[str]) -> list[Path]:
+    """Paths, globs, folders (their pattern files), or ``-`` (one path per line on stdin)."""
+    from xtal_cli.io.scans import READERS
+
+    paths: list[Path] = []
+    for item in inputs:
+        if item == "-":
+            lines = [ln.strip() for ln in sys.stdin.read().splitlines()]
+            paths.extend(expand_inputs([ln for ln in lines if ln and ln != "-"]))
+            continue
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in READERS)
+            if not found:
+                raise XtalError(
+                    f"{p}: folder holds no pattern files ({', '.join(sorted(READERS))})"
+                )
+            paths.extend(found)
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(item, recursive=True))
+            if not matches:
+                raise XtalError(f"{item}: no files match")
+            paths.extend(m for m in matches if m.is_file())
+        else:
+            paths.append(p)
+    if not paths:
+        raise XtalError("no input patterns given; pass files, folders, globs or - for stdin")
+    return paths
+
+
+def _h5_kind(path: Path) -> str | None:
+    if path.suffix.lower() not in (".h5", ".hdf5", ".hdf"):
+        return None
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as h5:
+            layout = h5.attrs.get("xtal_layout", "")
+    except OSError:
+        return "broken"
+    layout = layout.decode() if isinstance(layout, bytes) else str(layout)
+    return layout.partition("/")[0] or "unknown"
+
+
+def features_for_file(bundle: dict, path: Path) -> FeatureSet:
+    """A features/1 or patterns/1 file as features in the model's terms (checked)."""
+    from xtal_cli.io.h5 import read_patterns
+    from xtal_cli.symmetry.features import read_features
+
+    settings: FeatureSettings = bundle["settings"]
+    kind = _h5_kind(path)
+    if kind == "patterns":
+        return _refeaturize(read_patterns(path, structures=False), settings)
+    fs = read_features(path)  # also reports truncated files and foreign layouts
+    mismatch = compare_settings(fs.settings, settings)
+    if mismatch:
+        raise XtalError(
+            f"{path}: features were made with {mismatch}; featurize the data again with the "
+            "model's settings, or pass the patterns/scans directly"
+        )
+    return fs
+
+
+def _refeaturize(ps, settings: FeatureSettings) -> FeatureSet:
+    """Sticks of a patterns file → features in the model's window and unit (at its wavelength)."""
+    from xtal_cli.symmetry.features import _assemble, peak_row
+
+    wavelength = float(ps.attrs.get("wavelength", settings.wavelength))
+    lo = float(ps.attrs.get("two_theta_min", 0.0))
+    hi = float(ps.attrs.get("two_theta_max", 180.0))
+    rows = [
+        peak_row(tt, inten, wavelength, settings, (lo, hi))
+        for tt, inten in zip(ps.sticks_two_theta, ps.sticks_intensity)
+    ]
+    fs = _assemble(ps.ids, rows, settings, ps.failures)
+    fs.labels = dict(ps.labels)
+    return fs
+
+
+def compare_settings(found: FeatureSettings, model: FeatureSettings) -> str:
+    """'' when features made with *found* can go into a model trained with *model*."""
+    diffs = []
+    for name in ("unit", "n_peaks", "min_intensity", "resolution"):
+        a, b = getattr(found, name), getattr(model, name)
+        if a != b:
+            diffs.append(f"{name} {a} (the model uses {b})")
+    if not diffs and not np.allclose(found.window, model.window, rtol=1e-6, equal_nan=True):
+        diffs.append(f"window {found.window} (the model uses {model.window})")
+    return ", ".join(diffs)
+
+
+def predict_paths(
+    bundle: dict,
+    inputs: list[str],
+    *,
+    wavelength: str | None = None,
+    top: int = 5,
+    ka2: str = "auto",
+    prominence: float | None = None,
+) -> list[Prediction]:
+    """Predictions for every input; per-file problems become ``Prediction.error``."""
+    from xtal_cli.symmetry.features import featurize_scans, read_scan_with
+
+    settings: FeatureSettings = bundle["settings"]
+    label = unit_label(settings.unit)
+    results: list[Prediction] = []
+    for path in expand_inputs(inputs):
+        kind = _h5_kind(path)
+        if kind is not None:
+            fs = features_for_file(bundle, path)
+            results.extend(
+                _predict_set(bundle, fs, top, label, check=fs.attrs.get("source") == "scan")
+            )
+            continue
+        try:
+            scan = read_scan_with(path, wavelength)
+            if scan.wavelength is None:
+                raise XtalError(
+                    f"{path}: the file gives no wavelength; pass --wavelength (CuKa for a lab "
+                    "Kα1+Kα2 tube, CuKa1 for monochromated data, or Å)"
+                )
+            fs = featurize_scans([scan], settings, ka2=ka2, prominence=prominence)
+            if fs.failures:
+                raise XtalError(fs.failures[0][2])
+            fs.ids = [str(path)]
+            results.extend(_predict_set(bundle, fs, top, label, check=True))
+        except XtalError as exc:
+            msg = str(exc)
+            if not msg.startswith(str(path)):
+                msg = f"{path}: {msg}"
+            results.append(Prediction(id=str(path), error=msg))
+    return results
+
+
+def _predict_set(bundle, fs: FeatureSet, top: int, label: str, check: bool) -> list[Prediction]:
+    preds, ok_rows = [], []
+    for i, pid in enumerate(fs.ids):
+        pred = Prediction(id=str(pid), n_peaks=int(fs.n_found[i]))
+        if check:
+            try:
+                pred.warnings = check_row(fs.settings, int(fs.n_found[i]), fs.coverage[i], label)
+            except XtalError as exc:
+                pred.error = f"{pid}: {exc}"
+        if pred.error is None:
+            ok_rows.append(i)
+        preds.append(pred)
+    if ok_rows:
+        ranked = predict_rows(bundle, fs.X[ok_rows], top)
+        for i, (cs, sg) in zip(ok_rows, ranked):
+            preds[i].crystal_systems, preds[i].space_groups = cs, sg
+    return preds

@@ -1,0 +1,350 @@
+"""Training crystal-system and space-group classifiers on peak features, with held-out reports.
+
+``train_symmetry(features, TrainOptions(...))`` splits the rows (random, by year, or grouped),
+optionally runs a randomised hyper-parameter search with cross-validation on the training part,
+fits one model per target, evaluates it on the held-out part and returns the bundle content
+(estimators, label encoders, feature settings, metrics, data fingerprint) and a report.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from xtal_cli.errors import XtalError
+from xtal_cli.symmetry.features import FeatureSet
+from xtal_cli.symmetry.models import DEFAULTS, ENSEMBLES, applicable, check_model
+
+TARGETS = ("crystal_system", "space_group")
+SPLITS = ("random", "year", "group")
+CRYSTAL_SYSTEMS = (
+    "triclinic",
+    "monoclinic",
+    "orthorhombic",
+    "tetragonal",
+    "trigonal",
+    "hexagonal",
+    "cubic",
+)
+
+
+@dataclass
+class TrainOptions:
+    model: str = "extra-trees"
+    params: dict = field(default_factory=dict)  # overrides of models.DEFAULTS[model]
+    split: str = "random"
+    test_size: float = 0.2
+    seed: int = 0
+    n_jobs: int = 1
+    group_by: str = "formula"  # column for --split group
+    year_cutoff: float | None = None  # --split year: train on year <= cutoff
+    search: int = 0  # randomised-search iterations (0 = none)
+    search_trees: int = 50  # trees per ensemble during the search (memory and time)
+    shap: bool = False
+    rules: str | None = None  # a crystal system to separate from the rest
+    rules_depth: int = 3
+    curve: bool = False  # accuracy against the number of peaks used
+    curve_trees: int = 100
+    report_dir: str | None = None
+
+
+def _column(fs: FeatureSet, name: str) -> np.ndarray | None:
+    if name in fs.labels:
+        return np.asarray(fs.labels[name])
+    if name in fs.meta:
+        return np.asarray(fs.meta[name])
+    return None
+
+
+def split_indices(fs: FeatureSet, opts: TrainOptions) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Train and test row indices for the chosen split, and a description of it."""
+    n = len(fs)
+    if not 0.0 < opts.test_size < 1.0:
+        raise XtalError(f"--test-size {opts.test_size:g} must be between 0 and 1")
+    rng = np.random.default_rng(opts.seed)
+    if opts.split == "random":
+        order = rng.permutation(n)
+        n_test = max(1, int(round(opts.test_size * n)))
+        test, train = np.sort(order[:n_test]), np.sort(order[n_test:])
+        return train, test, {"split": "random", "test_size": opts.test_size}
+    if opts.split == "year":
+        years = _column(fs, "year")
+        if years is None:
+            raise XtalError("features have no 'year' column; use --split random or group")
+        y = np.array([_to_float(v) for v in years])
+        has = np.flatnonzero(np.isfinite(y))
+        if len(has) < 10:
+            raise XtalError(f"only {len(has)} rows have a year; use --split random or group")
+        cutoff = opts.year_cutoff
+        if cutoff is None:  # the year that leaves about test_size of the dated rows for testing
+            cutoff = float(np.quantile(y[has], 1.0 - opts.test_size, method="lower"))
+        train = has[y[has] <= cutoff]
+        test = has[y[has] > cutoff]
+        if not len(train) or not len(test):
+            raise XtalError(f"year cutoff {cutoff:g} leaves no training or no test rows")
+        info = {"split": "year", "year_cutoff": cutoff, "rows_with_year": int(len(has))}
+        return train, test, info
+    if opts.split == "group":
+        groups = _column(fs, opts.group_by)
+        if groups is None:
+            raise XtalError(f"features have no {opts.group_by!r} column for --group-by")
+        from sklearn.model_selection import GroupShuffleSplit
+
+        gss = GroupShuffleSplit(n_splits=1, test_size=opts.test_size, random_state=opts.seed)
+        train, test = next(gss.split(np.zeros(n), groups=groups.astype(str)))
+        return np.sort(train), np.sort(test), {"split": "group", "group_by": opts.group_by}
+    raise XtalError(f"unknown split {opts.split!r}; use one of {', '.join(SPLITS)}")
+
+
+def _to_float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def targets_of(fs: FeatureSet, source: str = "") -> dict[str, np.ndarray]:
+    """The two label columns as strings / ints; clear errors when a feature file has no labels."""
+    missing = [t for t in TARGETS if t not in fs.labels]
+    if missing:
+        raise XtalError(
+            f"{source or 'features'}: no {' or '.join(missing)} labels (measured-scan features "
+            "cannot train); featurize a patterns file written by xtal simulate"
+        )
+    cs = np.asarray(fs.labels["crystal_system"]).astype(str)
+    sg = np.asarray(fs.labels["space_group"]).astype(np.int64)
+    return {"crystal_system": cs, "space_group": sg}
+
+
+def _search(name, X, y, opts: TrainOptions, progress=None) -> dict:
+    """Randomised search (3-fold CV, accuracy) over models.SEARCH_SPACES on the training rows."""
+    from sklearn.model_selection import KFold, RandomizedSearchCV, StratifiedKFold
+
+    from xtal_cli.symmetry.models import SEARCH_SPACES, make_estimator
+
+    params = dict(opts.params)
+    if name in ENSEMBLES:
+        params["n_estimators"] = min(opts.search_trees, params.get("n_estimators", 10**9))
+    est = make_estimator(name, params, seed=opts.seed, n_jobs=1)
+    # classes with fewer than 3 members cannot be stratified; plain shuffled K-fold then.
+    counts = np.bincount(y)
+    stratify = counts[counts > 0].min() >= 3
+    cv = (StratifiedKFold if stratify else KFold)(3, shuffle=True, random_state=opts.seed)
+    search = RandomizedSearchCV(
+        est,
+        {_prefixed(est, k): v for k, v in SEARCH_SPACES[name].items()},
+        n_iter=opts.search,
+        cv=cv,
+        scoring="accuracy",
+        random_state=opts.seed,
+        n_jobs=opts.n_jobs,
+        error_score="raise",
+    )
+    search.fit(X, y)
+    best = {k.split("__")[-1]: _plain(v) for k, v in search.best_params_.items()}
+    return {"best_params": best, "best_cv_accuracy": float(search.best_score_)}
+
+
+def _prefixed(est, key: str) -> str:
+    steps = getattr(est, "steps", None)
+    return f"{steps[-1][0]}__{key}" if steps else key
+
+
+def _plain(v):
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def train_symmetry(
+    fs: FeatureSet, opts: TrainOptions, *, source: str = "", progress=None, log=print
+) -> tuple[dict, dict]:
+    """Fit, evaluate and explain; returns ``(bundle_content, metrics_report)``."""
+    from sklearn.preprocessing import LabelEncoder
+
+    from xtal_cli.io.bundles import fingerprint
+    from xtal_cli.symmetry import explain
+    from xtal_cli.symmetry.metrics import classification_metrics, confusion_png
+    from xtal_cli.symmetry.models import fit_model, model_size, proba_for
+
+    check_model(opts.model)
+    if len(fs) < 10:
+        raise XtalError(f"{source or 'features'}: only {len(fs)} patterns; training needs more")
+    labels = targets_of(fs, source)
+    X = np.asarray(fs.X, dtype=np.float64)
+    train, test, split_info = split_indices(fs, opts)
+    names = fs.settings.feature_names
+    report_dir = Path(opts.report_dir) if opts.report_dir else None
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+
+    estimators, encoders, metrics, params_used, explain_out = {}, {}, {}, {}, {}
+    timings: dict[str, float] = {}
+    for target in TARGETS:
+        enc = LabelEncoder().fit(labels[target])
+        y = enc.transform(labels[target])
+        classes = np.arange(len(enc.classes_))
+        params = dict(opts.params)
+        if opts.search:
+            log(f"{target}: randomised search, {opts.search} candidates x 3 folds")
+            t0 = time.perf_counter()
+            result = _search(opts.model, X[train], y[train], opts)
+            timings[f"{target}_search_s"] = time.perf_counter() - t0
+            params.update(result["best_params"])
+            explain_out.setdefault("search", {})[target] = result
+        params_used[target] = {**DEFAULTS[opts.model], **applicable(opts.model, params)}
+        step = progress(target, _work_units(opts.model, params_used[target])) if progress else None
+        t0 = time.perf_counter()
+        est = fit_model(
+            opts.model,
+            params,
+            X[train],
+            y[train],
+            seed=opts.seed,
+            n_jobs=opts.n_jobs,
+            progress=step,
+        )
+        timings[f"{target}_fit_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        proba = proba_for(est, X[test], classes)
+        timings[f"{target}_predict_s"] = time.perf_counter() - t0
+        class_names = [str(c) for c in enc.classes_]
+        ks = (1, 5, 10) if target == "space_group" else (1, 2, 3)
+        m = classification_metrics(y[test], proba, class_names, ks)
+        metrics[target] = m
+        estimators[target], encoders[target] = est, enc
+        timings[f"{target}_model_bytes"] = model_size(est)
+
+        imp = {}
+        if hasattr(est, "feature_importances_"):
+            imp["gini"] = np.asarray(est.feature_importances_).tolist()
+        imp["permutation"] = explain.permutation_importance(
+            est, X[test], y[test], classes, seed=opts.seed
+        )
+        if opts.shap:
+            t0 = time.perf_counter()
+            imp["shap"] = explain.mean_abs_shap(
+                X[train], y[train], X[test], params_used[target], seed=opts.seed
+            )
+            timings[f"{target}_shap_s"] = time.perf_counter() - t0
+        explain_out.setdefault("importances", {})[target] = imp
+
+        if report_dir is not None:
+            order = _display_order(target, class_names)
+            remap = np.argsort(order)
+            confusion_png(
+                remap[y[test]],
+                remap[np.argmax(proba, axis=1)],
+                [class_names[i] for i in order],
+                report_dir / f"confusion_{target}.png",
+                f"{target.replace('_', ' ')} ({opts.model}, held-out {len(test)})",
+            )
+            series = {"Gini": imp["gini"]} if "gini" in imp else {}
+            series["permutation"] = imp["permutation"]["mean"]
+            if "shap" in imp:
+                series["mean |SHAP|"] = imp["shap"]["mean_abs"]
+            explain.importance_png(
+                names, series, report_dir / f"importance_{target}.png", f"{target} importances"
+            )
+
+        if opts.curve:
+            t0 = time.perf_counter()
+            tree_params = (
+                params_used[target] if opts.model == "extra-trees" else DEFAULTS["extra-trees"]
+            )
+            tree_params = {k: v for k, v in tree_params.items() if k != "n_estimators"}
+            curve = explain.accuracy_vs_peaks(
+                X[train], y[train], X[test], y[test], classes, fs.settings.n_peaks, tree_params,
+                seed=opts.seed, n_trees=opts.curve_trees, n_jobs=opts.n_jobs,
+            )  # fmt: skip
+            timings[f"{target}_curve_s"] = time.perf_counter() - t0
+            explain_out.setdefault("accuracy_vs_peaks", {})[target] = curve
+
+    if opts.curve and report_dir is not None:
+        explain.curve_png(
+            explain_out["accuracy_vs_peaks"],
+            report_dir / "accuracy_vs_peaks.png",
+            "held-out accuracy vs peaks used",
+        )
+    if opts.rules:
+        explain_out["rules"] = explain.rules(
+            X[train], labels["crystal_system"][train], names, opts.rules,
+            depth=opts.rules_depth, seed=opts.seed,
+        )  # fmt: skip
+
+    symbols = {}
+    if "space_group_symbol" in fs.labels:
+        for num, sym in zip(labels["space_group"], np.asarray(fs.labels["space_group_symbol"])):
+            symbols.setdefault(int(num), str(sym))
+    training = {
+        "source": str(source),
+        "n_rows": int(len(fs)),
+        "n_train": int(len(train)),
+        "n_test": int(len(test)),
+        "seed": opts.seed,
+        "fingerprint": fingerprint(X, labels["crystal_system"], labels["space_group"]),
+        "first_peak_quantiles": np.quantile(X[train, 0], [0.01, 0.5, 0.99]).tolist(),
+        **split_info,
+    }
+    report = {
+        "model": opts.model,
+        "params": params_used,
+        "training": training,
+        "metrics": metrics,
+        "explain": explain_out,
+        "timings": timings,
+        "feature_settings": fs.settings.as_dict(),
+        "feature_names": names,
+        "options": {k: v for k, v in asdict(opts).items() if k != "report_dir"},
+    }
+    content = {
+        "estimators": estimators,
+        "encoders": encoders,
+        "model": opts.model,
+        "params": params_used,
+        "feature_settings": fs.settings.as_dict(),
+        "feature_names": names,
+        "space_group_symbols": symbols,
+        "metrics": metrics,
+        "training": training,
+        "seed": opts.seed,
+    }
+    if report_dir is not None:
+        _write_json(report_dir / "metrics.json", report)
+        if opts.rules:
+            (report_dir / "rules.txt").write_text(explain_out["rules"]["text"])
+    return content, report
+
+
+def _work_units(model: str, params: dict) -> int:
+    return int(params.get("n_estimators", 1)) if model in ENSEMBLES else 1
+
+
+def _display_order(target: str, class_names: list[str]) -> list[int]:
+    if target == "crystal_system":
+        rank = {c: i for i, c in enumerate(CRYSTAL_SYSTEMS)}
+        return sorted(range(len(class_names)), key=lambda i: rank.get(class_names[i], 99))
+    return sorted(range(len(class_names)), key=lambda i: int(class_names[i]))
+
+
+def _write_json(path: str | os.PathLike, data: dict) -> None:
+    import json
+
+    from xtal_cli.io.h5 import atomic_path
+
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(type(obj).__name__)
+
+
+def write_metrics_json(path, report: dict) -> None:
+    _write_json(path, report)
