@@ -29,10 +29,10 @@ def featurize(
     ),
     n_peaks: int = typer.Option(10, "--peaks", help="Number of lowest-angle peak positions."),
     min_intensity: float = typer.Option(
-        1.0, "--min-intensity", help="Peaks weaker than this % of the strongest are ignored."
+        0.0, "--min-intensity", help="Peaks weaker than this % of the strongest are ignored."
     ),
     resolution: float = typer.Option(
-        0.01, "--resolution", help="Peaks closer than this (° 2θ) count as one."
+        0.001, "--resolution", help="Peaks closer than this (° 2θ) count as one."
     ),
     two_theta_min: float = typer.Option(
         None, "--two-theta-min", help="Window start, 2θ (°) at the reference wavelength."

@@ -44,6 +44,7 @@ class TrainOptions:
     year_cutoff: float | None = None  # --split year: train on year <= cutoff
     search: int = 0  # randomised-search iterations (0 = none)
     search_trees: int = 50  # trees per ensemble during the search (memory and time)
+    permutation: bool = True  # permutation importances on up to 2000 held-out rows
     shap: bool = False
     rules: str | None = None  # a crystal system to separate from the rest
     rules_depth: int = 3
@@ -220,9 +221,10 @@ def train_symmetry(
         imp = {}
         if hasattr(est, "feature_importances_"):
             imp["gini"] = np.asarray(est.feature_importances_).tolist()
-        imp["permutation"] = explain.permutation_importance(
-            est, X[test], y[test], classes, seed=opts.seed
-        )
+        if opts.permutation:
+            imp["permutation"] = explain.permutation_importance(
+                est, X[test], y[test], classes, seed=opts.seed
+            )
         if opts.shap:
             t0 = time.perf_counter()
             imp["shap"] = explain.mean_abs_shap(
@@ -242,7 +244,8 @@ def train_symmetry(
                 f"{target.replace('_', ' ')} ({opts.model}, held-out {len(test)})",
             )
             series = {"Gini": imp["gini"]} if "gini" in imp else {}
-            series["permutation"] = imp["permutation"]["mean"]
+            if "permutation" in imp:
+                series["permutation"] = imp["permutation"]["mean"]
             if "shap" in imp:
                 series["mean |SHAP|"] = imp["shap"]["mean_abs"]
             explain.importance_png(
