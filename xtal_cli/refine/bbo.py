@@ -137,7 +137,7 @@ def stages(cfg: dict, full: tuple[float, float], space: Space):
         Stage("sample", refine=tuple(on), cycles=c),
         Stage("profile", refine=tuple(prof), cycles=c),
         Stage("atoms", refine=("xyz", "uiso"), cycles=c),
-        Stage("full range", limits=tuple(full), cycles=space.final_cycles),
+        Stage("full range", limits=tuple(full), cycles=space.final_cycles, restarts=True),
     ]
 
 

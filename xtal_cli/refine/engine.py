@@ -13,6 +13,12 @@ The refinement is Levenberg–Marquardt on w = 1/σ², σ² = counts (as GSAS-II
 from the compiled kernel (analytic in position and widths, analytic |F|² derivatives for atoms,
 exact for the linear background). Parameters switched on in a stage stay on in later stages,
 as in GSAS-II's scripted refinements. Rwp, Rp, GOF and esds are computed the standard way.
+
+The Gaussian (U V W) and Lorentzian (X Y) widths are strongly correlated and LM from a single
+start can stop in a poorer of several profile minima (on DSMO: Rwp 9.54 % against 8.9–9.0 %
+for the same model and flags). A stage with ``restarts`` therefore also refines from a few
+width-preserving starting profiles (:meth:`RietveldModel.profile_starts`) and keeps the lowest
+χ² whose structure stays physical (Uiso ≥ 0). Only flagged parameters are restarted.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class Stage:
     limits: tuple[float, float] | None = None
     background: tuple[str, int] | None = None  # (type, number of coefficients)
     cycles: int = 4
+    restarts: bool = False  # also try the profile restarts of :meth:`RietveldModel.profile_starts`
 
 
 @dataclass
@@ -429,6 +436,58 @@ class RietveldModel:
         self.values = v
         return chi2
 
+    def profile_starts(self) -> list[dict]:
+        """Alternative starting profiles for the flagged U V W X Y, keeping today's peak width.
+
+        The Gaussian (U V W) and Lorentzian (X Y) widths trade off against each other and LM
+        from one start often stops in the nearest of several minima. Each start puts the
+        current total FWHM at the middle of the range back together from a different
+        Gaussian/Lorentzian split (TCH), as constant (W, X) or angle-dependent (U, Y) terms;
+        only flagged parameters are changed, so nothing the configuration keeps fixed moves.
+        """
+        flagged = [n for n in ("U", "V", "W", "X", "Y") if n in self.free]
+        if not flagged:
+            return []
+        v = self.values
+        ix = self.layout.index
+        pk = self.peaks(v)
+        mid = 0.5 * (self.x[0] + self.x[-1])
+        k = int(np.argmin(np.abs(pk["pos"] - mid)))
+        fw = float(prof.tch(pk["sig"][k : k + 1], pk["gam"][k : k + 1])[0][0]) * 100  # centideg
+        th = math.radians(pk["tth"][k] / 2)
+        gam_fixed = float(pk["gam"][k]) - (
+            v[ix["X"]] / math.cos(th) + v[ix["Y"]] * math.tan(th)
+        )  # instrument Z + sample terms, not refined here
+        starts = []
+        for lor in (0.25, 0.5, 0.75):  # Lorentzian share of the FWHM
+            g2 = ((1 - lor) * fw) ** 2 / (8 * math.log(2))  # σ² in centideg²
+            gl = max(lor * fw - gam_fixed, 0.0)
+            s: dict = {}
+            if "U" in flagged:
+                s.update(U=g2 / math.tan(th) ** 2, V=0.0, W=0.0)
+            elif "W" in flagged:
+                s.update(V=0.0, W=g2)
+            if "Y" in flagged:
+                s.update(X=0.0, Y=gl / math.tan(th))
+            elif "X" in flagged:
+                s.update(X=gl * math.cos(th))
+            s = {n: val for n, val in s.items() if n in flagged}
+            if s and s not in starts:
+                starts.append(s)
+        return starts
+
+    def negative_uiso(self) -> bool:
+        return bool(np.any(self._unpack(self.values)[2] < 0))
+
+    def profile_starts_from(self, values) -> list[dict]:
+        """:meth:`profile_starts` evaluated at *values* (the model's values are left as given)."""
+        keep = self.values
+        self.values = values
+        try:
+            return self.profile_starts()
+        finally:
+            self.values = keep
+
     def _wild(self, v, vn) -> bool:
         """A trial step that more than triples a peak's width (FWHM + asymmetric extent) or moves
         a peak by more than a degree: refused without drawing (it would need huge windows)."""
@@ -552,7 +611,24 @@ def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = No
         if first:
             model.initial_scale()
             first = False
-        model.lsq(cycles=st.cycles, deadline=deadline)
+        chi2 = model.lsq(cycles=st.cycles, deadline=deadline)
+        if st.restarts:
+            # profile restarts, each from the lowest χ² so far; the stage ends on the lowest χ²
+            # with a physical structure (Uiso >= 0) when there is one
+            found = [(chi2, model.values.copy(), model.negative_uiso())]
+            for start in model.profile_starts_from(found[0][1]):
+                model.values = min(found, key=lambda f: f[0])[1].copy()
+                for name, val in start.items():
+                    model.set(name, val)
+                try:
+                    chi2 = model.lsq(cycles=st.cycles, deadline=deadline)
+                except RefinementFailed as exc:
+                    if "timed out" in str(exc):
+                        raise
+                    continue
+                found.append((chi2, model.values.copy(), model.negative_uiso()))
+            physical = [f for f in found if not f[2]] or found
+            model.values = min(physical, key=lambda f: f[0])[1]
         stats = model.statistics()
         history.append({"stage": st.name, "rwp": stats["rwp"], "n_params": len(model.free)})
     esds = model.esds()
