@@ -274,7 +274,7 @@ def test_pattern_below_model_range(invoke, patterns_h5, small_structures, tmp_pa
     partial = write_scan(tmp_path / "partial.xy", st, lo=5, hi=70)
     r = invoke("predict-symmetry", model, partial, "--wavelength", "CuKa1", "--format", "json")
     assert r.exit_code == 0, r.output
-    assert "underestimated" in json.loads(r.stdout)[0]["warnings"][0]
+    assert any("underestimated" in w for w in json.loads(r.stdout)[0]["warnings"])
 
 
 def test_feature_settings_mismatch(invoke, trained, patterns_h5, tmp_path):
@@ -301,7 +301,9 @@ def test_compact_forest_matches_sklearn():
     et = ExtraTreesClassifier(15, max_depth=12, random_state=0).fit(X, y)
     cf = CompactForest.from_sklearn(et)
     Xt = rng.normal(size=(300, 6))
-    np.testing.assert_allclose(cf.predict_proba(Xt), et.predict_proba(Xt), atol=1e-6)
+    np.testing.assert_allclose(cf.predict_proba(Xt), et.predict_proba(Xt), atol=1e-6)  # numba
+    few = Xt[:5]  # few rows take the numpy path
+    np.testing.assert_allclose(cf.predict_proba(few), et.predict_proba(few), atol=1e-6)
     np.testing.assert_allclose(cf.feature_importances_, et.feature_importances_)
 
 

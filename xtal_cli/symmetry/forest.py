@@ -12,9 +12,9 @@ exist at once. Traversal runs in numba (thousands of patterns per second).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
 
 _LEAF = -1
+_NUMPY_ROWS = 16  # up to this many rows, traverse in numpy (no numba import or JIT load)
 NODE = np.dtype(
     [("left", np.int32), ("right", np.int32), ("feature", np.int32), ("threshold", np.float32)]
 )
@@ -28,11 +28,12 @@ def _float32_floor(t: np.ndarray) -> np.ndarray:
     return t32
 
 
-class CompactForest(ClassifierMixin, BaseEstimator):
+class CompactForest:
     """A fitted tree ensemble (extra-trees, random forest, one decision tree) in compact form.
 
     ``predict_proba`` is the mean of the trees' leaf class fractions, as in scikit-learn.
-    Construct it with :func:`fit_compact_forest` or :meth:`from_sklearn`.
+    Construct it with :func:`fit_compact_forest` or :meth:`from_sklearn`. It deliberately does
+    not derive from scikit-learn classes: loading a bundle must not import scikit-learn.
     """
 
     def __init__(self, estimator_name: str = "extra-trees"):
@@ -119,6 +120,8 @@ class CompactForest(ClassifierMixin, BaseEstimator):
         X = np.ascontiguousarray(np.asarray(X, dtype=np.float32))
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected (N, {self.n_features_in_}) features, got {X.shape}")
+        if len(X) <= _NUMPY_ROWS:
+            return self._proba_numpy(X)
         from xtal_cli.symmetry._forest_kernel import forest_proba
 
         return forest_proba(
@@ -131,8 +134,36 @@ class CompactForest(ClassifierMixin, BaseEstimator):
             len(self.classes_),
         )
 
+    def _proba_numpy(self, X: np.ndarray) -> np.ndarray:
+        """All trees at once in numpy: for a few rows this beats importing and loading numba."""
+        nodes = self.nodes_
+        left, right = nodes["left"], nodes["right"]
+        feature, threshold = nodes["feature"], nodes["threshold"]
+        n, n_trees = len(X), len(self.roots_)
+        rows = np.repeat(np.arange(n), n_trees)
+        node = np.tile(np.asarray(self.roots_, dtype=np.int64), n)
+        for _ in range(self.max_depth_ + 1):
+            inner = left[node] >= 0
+            if not inner.any():
+                break
+            at = node[inner]
+            go_left = X[rows[inner], feature[at]] <= threshold[at]
+            node[inner] = np.where(go_left, left[at], right[at])
+        slot = right[node].astype(np.int64)
+        start, stop = self.leaf_offsets_[slot], self.leaf_offsets_[slot + 1]
+        counts = (stop - start).astype(np.int64)
+        entry = np.repeat(start - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+        out = np.zeros((n, len(self.classes_)))
+        np.add.at(
+            out, (np.repeat(rows, counts), self.leaf_classes_[entry]), self.leaf_values_[entry]
+        )
+        return out / n_trees
+
     def predict(self, X) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X, y) -> float:
+        return float(np.mean(self.predict(X) == np.asarray(y)))
 
     @property
     def n_nodes_(self) -> int:

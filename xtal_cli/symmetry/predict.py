@@ -101,12 +101,12 @@ def predict_rows(bundle: dict, X: np.ndarray, top: int = 5) -> list[tuple[list, 
     X = np.asarray(X, dtype=np.float64)
     out = {}
     for target in ("crystal_system", "space_group"):
-        est, enc = bundle["estimators"][target], bundle["encoders"][target]
-        classes = np.arange(len(enc.classes_))
+        est, labels = bundle["estimators"][target], np.asarray(bundle["encoders"][target])
+        classes = np.arange(len(labels))
         proba = proba_for(est, X, classes)
         k = min(top, proba.shape[1])
         idx = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-        out[target] = (enc.classes_[idx], np.take_along_axis(proba, idx, axis=1))
+        out[target] = (labels[idx], np.take_along_axis(proba, idx, axis=1))
     symbols = bundle.get("space_group_symbols", {})
     results = []
     for i in range(len(X)):
@@ -121,9 +121,19 @@ def predict_rows(bundle: dict, X: np.ndarray, top: int = 5) -> list[tuple[list, 
     return results
 
 
-def check_row(settings: FeatureSettings, n_found: int, coverage, unit_label: str) -> list[str]:
-    """Warnings for one row; raises :class:`XtalError` when the model cannot answer at all."""
-    from xtal_cli.xrd.units import from_two_theta
+def check_row(
+    settings: FeatureSettings,
+    n_found: int,
+    coverage,
+    unit_label: str,
+    first_peaks: np.ndarray | None = None,
+) -> list[str]:
+    """Warnings for one row; raises :class:`XtalError` when the model cannot answer at all.
+
+    *first_peaks*: percentiles of the training patterns' first-peak positions (in the unit);
+    data that start above many of them miss peaks the model relies on.
+    """
+    from xtal_cli.xrd.units import from_two_theta, to_two_theta
 
     lo, hi = float(coverage[0]), float(coverage[1])
     w_lo, w_hi = settings.two_theta_min, settings.two_theta_max
@@ -143,10 +153,20 @@ def check_row(settings: FeatureSettings, n_found: int, coverage, unit_label: str
             "check the wavelength, or lower --prominence"
         )
     warnings = []
-    if lo > w_lo + EDGE_TOLERANCE:
+    if first_peaks is not None and len(first_peaks):
+        first_tt = to_two_theta(
+            np.asarray(first_peaks, dtype=float), settings.wavelength, settings.unit
+        )
+        below = float(np.mean(first_tt < lo)) * 100.0
+        if below > 1.0:
+            warnings.append(
+                f"data start at {unit_label} {u(lo)}, above the first peak of {below:.0f} % of "
+                "the training patterns: low-angle peaks may be missing and positions shifted"
+            )
+    elif lo > w_lo + EDGE_TOLERANCE:
         warnings.append(
             f"data start at {unit_label} {u(lo)} but the model looks from {u(w_lo)}: "
-            "lower-angle peaks are missing, so peak positions may be shifted"
+            "lower-angle peaks may be missing, so peak positions may be shifted"
         )
     if hi < w_hi - EDGE_TOLERANCE:
         warnings.append(
@@ -304,7 +324,13 @@ def _predict_set(bundle, fs: FeatureSet, top: int, label: str, check: bool) -> l
         pred = Prediction(id=str(pid), n_peaks=int(fs.n_found[i]))
         if check:
             try:
-                pred.warnings = check_row(fs.settings, int(fs.n_found[i]), fs.coverage[i], label)
+                pred.warnings = check_row(
+                    fs.settings,
+                    int(fs.n_found[i]),
+                    fs.coverage[i],
+                    label,
+                    bundle.get("training", {}).get("first_peak_percentiles"),
+                )
             except XtalError as exc:
                 pred.error = f"{pid}: {exc}"
         if pred.error is None:

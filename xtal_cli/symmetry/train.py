@@ -215,7 +215,8 @@ def train_symmetry(
         ks = (1, 5, 10) if target == "space_group" else (1, 2, 3)
         m = classification_metrics(y[test], proba, class_names, ks)
         metrics[target] = m
-        estimators[target], encoders[target] = est, enc
+        # the encoder is stored as its class array (index -> label): no sklearn object to unpickle
+        estimators[target], encoders[target] = est, np.asarray(enc.classes_)
         timings[f"{target}_model_bytes"] = model_size(est)
 
         imp = {}
@@ -288,7 +289,8 @@ def train_symmetry(
         "n_test": int(len(test)),
         "seed": opts.seed,
         "fingerprint": fingerprint(X, labels["crystal_system"], labels["space_group"]),
-        "first_peak_quantiles": np.quantile(X[train, 0], [0.01, 0.5, 0.99]).tolist(),
+        # percentiles 0..100 of the first peak's position: how far down the model expects data
+        "first_peak_percentiles": np.percentile(X[train, 0], np.arange(101)).tolist(),
         **split_info,
     }
     report = {
