@@ -219,9 +219,13 @@ def featurize_patterns(
         if source == "sticks":
             row = peak_row(ps.sticks_two_theta[i], ps.sticks_intensity[i], wavelength, settings)
         else:
-            grid = ps.profile_grid
+            grid, profile = ps.profile_grid, ps.profiles[i]
+            options, cov = profile_peak_options(ps, i, wavelength, peak_options)
+            if cov is not None:  # only the drawn window was "measured" (zeros elsewhere)
+                inside = (grid >= cov[0]) & (grid <= cov[1])
+                grid, profile = grid[inside], profile[inside]
             try:
-                peaks = pick_peaks(grid, ps.profiles[i], **peak_options)
+                peaks = pick_peaks(grid, profile, **options)
             except XtalError as exc:
                 failures.append((pid, "featurize", str(exc)))
                 continue
@@ -236,6 +240,39 @@ def featurize_patterns(
     fs.meta = {k: np.asarray(v)[keep] for k, v in ps.meta.items()}
     fs.attrs = {"source": source, **{f"peaks_{k}": v for k, v in peak_options.items()}}
     return fs
+
+
+def profile_peak_options(ps, i: int, wavelength: float, peak_options: dict):
+    """Peak-picking options and 2θ coverage for profile *i*, as a measured scan would get them.
+
+    Augmented profiles (``extra/augment`` from ``simulate --augment``) whose draw added Kα2 are
+    Kα2-stripped (Rachinger, the drawn ratio) exactly as a lab Kα1+Kα2 scan is, and a drawn
+    narrower 2θ window becomes the coverage. An explicit ``ka2`` in *peak_options* wins.
+    Returns ``(options, coverage or None)``.
+    """
+    import json
+
+    options = dict(peak_options)
+    extra = getattr(ps, "extra", None) or {}
+    if "augment" not in extra:
+        return options, None
+    raw = extra["augment"][i]
+    raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+    if not raw:
+        return options, None
+    params = json.loads(raw)
+    if "ka2" not in options and params.get("ka2"):
+        from xtal_cli.xrd.augment import _ka2_of
+
+        lam2 = _ka2_of(wavelength)
+        if lam2 is not None:
+            options["ka2"] = (wavelength, lam2, float(params.get("ka2_ratio") or 0.5))
+    window = params.get("window")
+    cov = None
+    if window:
+        grid = ps.profile_grid
+        cov = (max(float(window[0]), float(grid[0])), min(float(window[1]), float(grid[-1])))
+    return options, cov
 
 
 def _assemble(ids, rows: list[PeakRow], settings: FeatureSettings, failures) -> FeatureSet:
