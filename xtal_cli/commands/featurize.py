@@ -17,7 +17,7 @@ HELP = (
 )
 EPILOG = (
     "Example: xtal featurize patterns.h5 --unit q -o features.h5  |  "
-    "xtal featurize scans/*.xy --wavelength CuKa1 -o measured.h5"
+    "xtal featurize scans/*.xy --wavelength CuKa -o measured.h5"
 )
 
 
