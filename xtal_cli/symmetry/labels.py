@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
+
+# spglib's C library prints diagnostics ("get_bravais_exact_positions_and_lattice failed") on
+# stderr for structures it cannot standardise; we report such items ourselves, so silence it.
+# Must be set before spglib is first imported.
+os.environ.setdefault("SPGLIB_WARNING", "OFF")
 
 CRYSTAL_SYSTEMS = (
     "triclinic",

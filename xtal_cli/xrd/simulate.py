@@ -30,7 +30,7 @@ from xtal_cli.io.structures import (
     structure_json,
 )
 from xtal_cli.xrd.profile import ProfileSettings, render_profile
-from xtal_cli.xrd.sticks import compute_sticks
+from xtal_cli.xrd.sticks import DEFAULT_ENGINE, compute_sticks
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class SimulationSettings:
     wavelength_label: str
     two_theta_min: float = 0.0
     two_theta_max: float = 90.0
-    engine: str = "pymatgen"
+    engine: str = DEFAULT_ENGINE
     symprec: float = 0.1
     seed: int = 0
     profile: ProfileSettings | None = None
