@@ -102,3 +102,30 @@ def test_truncated_feature_file(pattern_set, tmp_path):
     path.write_bytes(data[: len(data) // 3])
     with pytest.raises(XtalError, match="truncated|corrupted|cannot be read"):
         read_features(path)
+
+
+def test_profile_source_picks_peaks(pattern_set):
+    """Peaks picked in rendered profiles sit where the strong sticks are."""
+    import copy
+
+    ps = copy.copy(pattern_set)
+    idx = [0, 20]  # NaCl and ZnO
+    grid = np.arange(5.0, 89.9, 0.02)
+    prof = []
+    for i in idx:
+        y = np.zeros_like(grid)
+        for pos, inten in zip(ps.sticks_two_theta[i], ps.sticks_intensity[i]):
+            y += inten * np.exp(-0.5 * ((grid - pos) / 0.05) ** 2)
+        prof.append(y / y.max())
+    ps.ids = [ps.ids[i] for i in idx]
+    ps.labels = {k: np.asarray(v)[idx] for k, v in ps.labels.items()}
+    ps.meta = {k: np.asarray(v)[idx] for k, v in ps.meta.items()}
+    ps.sticks_two_theta = [ps.sticks_two_theta[i] for i in idx]
+    ps.sticks_intensity = [ps.sticks_intensity[i] for i in idx]
+    ps.profile_grid, ps.profiles = grid, np.array(prof)
+    fs = featurize_patterns(ps, source="profile", min_intensity=2.0)
+    ref = featurize_patterns(ps, source="sticks", min_intensity=2.0)
+    assert fs.attrs["source"] == "profile" and fs.X.shape == (2, 11)
+    np.testing.assert_allclose(fs.X[:, :3], ref.X[:, :3], atol=0.01)
+    with pytest.raises(XtalError, match="no profiles"):
+        featurize_patterns(pattern_set, source="profile")
