@@ -25,7 +25,7 @@ demo: $(STAMP)
 	$(BIN)/xtal simulate --builtin mp-sample --wavelength CuKa1 -j $(JOBS) -o $(DEMO)/patterns.h5 --resume
 	$(BIN)/xtal featurize $(DEMO)/patterns.h5 --unit q -o $(DEMO)/features.h5
 	$(BIN)/xtal train-symmetry $(DEMO)/features.h5 --seed 0 -j $(JOBS) -o $(DEMO)/symmetry.joblib --report $(DEMO)/report
-	$(BIN)/xtal predict-symmetry $(DEMO)/symmetry.joblib xtal_cli/data/examples/Y2O3/Y2O3.xy --top 5
+	$(BIN)/xtal predict-symmetry $(DEMO)/symmetry.joblib xtal_cli/data/examples/Y2O3/Y2O3.xy --wavelength CuKa --top 5
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(JOBS)

@@ -80,3 +80,14 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
             raise RuntimeError("boom")
     assert not target.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_follow_the_umask(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        h5io.write_patterns(tmp_path / "p.h5", _pattern_set())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "p.h5").stat().st_mode & 0o777 == 0o644
