@@ -404,10 +404,11 @@ def main() -> None:
             {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)},
             args.sticks_all,
         )  # fmt: skip
-    elif previous.exists():  # keep the last symmetry comparison
+    if previous.exists():  # keep what this run did not redo (last comparison, variants tried)
         old = json.loads(previous.read_text())
-        if "symmetry" in old:
-            result["symmetry"] = old["symmetry"]
+        for key, value in old.items():
+            if key not in result and key not in ("benchmark", "date", "machine"):
+                result[key] = value
     write_result(args.name, result)
 
 
