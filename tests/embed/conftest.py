@@ -37,6 +37,8 @@ def trained(patterns_h5, tmp_path_factory):
     from xtal_cli.embed.train import TrainSettings, train_embed
 
     out = tmp_path_factory.mktemp("embed") / "model"
-    settings = TrainSettings(epochs=3, batch_size=32, val_fraction=0.2, seed=0, device="cpu")
+    settings = TrainSettings(
+        epochs=3, batch_size=32, val_fraction=0.2, seed=0, device="cpu", schedule="constant"
+    )
     summary = train_embed(patterns_h5, out, settings, dim=DIM)
     return out, summary

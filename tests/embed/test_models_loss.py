@@ -52,3 +52,40 @@ def test_retrieval_topk_counts_own_candidate_rank():
     assert acc[1] == 19 / 20 and acc[10] == 20 / 20
     acc = retrieval_topk(q, c, ks=(1, 5))
     assert acc[5] == 19 / 20
+
+
+def test_fast_cgconv_equals_torch_geometric_cgconv_with_and_without_padding():
+    from torch_geometric.nn import CGConv
+
+    from xtal_cli.embed.models import FastCGConv
+
+    torch.manual_seed(0)
+    ref = CGConv(16, dim=5, aggr="add", batch_norm=True)
+    fast = FastCGConv(16, dim=5, aggr="add", batch_norm=True)
+    fast.load_state_dict(ref.state_dict())
+    x = torch.randn(30, 16, requires_grad=True)
+    full = torch.stack([torch.randint(0, 30, (360,)), torch.arange(30).repeat_interleave(12)])
+    ragged = torch.randint(0, 30, (2, 200))  # unsorted centres, uneven neighbour counts
+    ragged[1, :30] = torch.arange(30)  # every atom has at least one edge
+    for edge_index in (full, ragged):
+        e = torch.rand(edge_index.shape[1], 5)
+        a, b = ref(x, edge_index, e), fast(x, edge_index, e)
+        assert torch.allclose(a, b, atol=1e-5)
+        ga = torch.autograd.grad(a.square().sum(), x)[0]
+        gb = torch.autograd.grad(b.square().sum(), x)[0]
+        assert torch.allclose(ga, gb, atol=1e-4)
+
+
+def test_hardest_negative_is_the_nearest_violator():
+    anchors = torch.zeros(3, 1)
+    others = torch.tensor([[0.5], [0.2], [0.9]])  # d(pos) = 0.5 for anchor 0
+    # anchor 0: negatives at 0.2 and 0.9 both violate (< 0.5 + 1); the hardest is 0.2
+    loss = one_way_triplet(anchors[:1].expand(3, 1), others, margin=1.0, negatives="hardest")
+    per_anchor = [(0.5 - 0.2 + 1), (0.2 - 0.5 + 1), (0.9 - 0.2 + 1)]
+    assert abs(loss.item() - np.mean(per_anchor)) < 1e-6
+    try:
+        one_way_triplet(anchors, others, negatives="all")
+    except ValueError as exc:
+        assert "hardest" in str(exc)
+    else:
+        raise AssertionError("unknown negatives accepted")

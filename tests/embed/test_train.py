@@ -68,3 +68,29 @@ def test_gpu_training_with_mixed_precision(patterns_h5, tmp_path):
     summary = train_embed(patterns_h5, tmp_path / "gpu", settings, dim=64)
     assert summary["device"].startswith("cuda") and summary["amp"] in ("bfloat16", "float16")
     assert np.isfinite(summary["last"]["train_loss"])
+
+
+def test_learning_rate_warms_up_then_decays_by_steps_or_time():
+    from xtal_cli.embed.train import lr_factor
+
+    s = TrainSettings(warmup_steps=10, schedule="cosine")
+    assert lr_factor(s, 0, 100, 0.0) == pytest.approx(0.1 * (0.01 + 0.99 * 0.5 * 2), rel=1e-6)
+    assert lr_factor(s, 9, 100, 0.0) > 0.9
+    assert lr_factor(s, 100, 100, 0.0) == pytest.approx(0.01)
+    timed = TrainSettings(warmup_steps=1, time_budget=60.0)
+    assert lr_factor(timed, 5, 10_000, 30.0) == pytest.approx(0.01 + 0.99 * 0.5)
+    assert lr_factor(TrainSettings(warmup_steps=1, schedule="constant"), 50, 100, 0.0) == 1.0
+
+
+def test_time_budget_stops_training_and_resume_keeps_it(patterns_h5, tmp_path):
+    settings = TrainSettings(
+        epochs=50, batch_size=32, val_fraction=0.2, seed=0, device="cpu", time_budget=1e-3
+    )
+    out = tmp_path / "budget"
+    summary = train_embed(patterns_h5, out, settings, dim=16)
+    assert summary["epochs_run"] == 1 and summary["last"]["budget_spent"]
+    assert summary["last"]["steps"] == 1 and "val_xrd_to_structure_top10" in summary["last"]
+    again = train_embed(patterns_h5, out, settings, dim=16, resume=True)
+    assert again["epochs_run"] == 1  # nothing more to do: the budget is spent
+    with pytest.raises(XtalError, match="--negatives"):
+        train_embed(patterns_h5, tmp_path / "x", TrainSettings(negatives="all"), dim=8)

@@ -26,6 +26,23 @@ def train_embed(
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate."),
     dim: int = typer.Option(1024, "--dim", help="Embedding dimension."),
     margin: float = typer.Option(1.0, "--margin", help="Triplet loss margin."),
+    negatives: str = typer.Option(
+        "random",
+        "--negatives",
+        help="In-batch negative among the margin violators: random (published) or hardest.",
+    ),
+    schedule: str = typer.Option(
+        "cosine", "--schedule", help="Learning rate: cosine (warm-up, then decay) or constant."
+    ),
+    warmup_steps: int = typer.Option(20, "--warmup-steps", help="Linear warm-up steps."),
+    time_budget: float = typer.Option(
+        None,
+        "--time-budget",
+        help="Stop after this many minutes of training (the cosine decay then follows time).",
+    ),
+    eval_every: int = typer.Option(
+        1, "--eval-every", help="Validation retrieval every N epochs (and on the last)."
+    ),
     val_fraction: float = typer.Option(
         0.1, "--val-fraction", help="Share held out for validation retrieval metrics."
     ),
@@ -50,6 +67,8 @@ def train_embed(
 
     if epochs < 1 or batch_size < 2 or dim < 2 or jobs < 1:
         raise XtalError("--epochs must be >= 1, --batch-size >= 2, --dim >= 2, --jobs >= 1")
+    if time_budget is not None and time_budget <= 0:
+        raise XtalError("--time-budget must be > 0 minutes")
     if threads:
         torch.set_num_threads(threads)
     settings = TrainSettings(
@@ -57,6 +76,11 @@ def train_embed(
         batch_size=batch_size,
         lr=lr,
         margin=margin,
+        negatives=negatives,
+        schedule=schedule,
+        warmup_steps=warmup_steps,
+        time_budget=time_budget * 60 if time_budget else None,
+        eval_every=eval_every,
         val_fraction=val_fraction,
         seed=seed,
         device=device,
@@ -80,6 +104,8 @@ def train_embed(
             elif event == "batch":
                 bar.update(tasks["epoch"], advance=1, description=bar.tasks[-1].description)
             elif event == "epoch_end" and not quiet:
+                if info.get("budget_spent"):
+                    bar.console.print("time budget spent: stopping after this epoch")
                 bar.console.print(_epoch_line(info), highlight=False)
             elif event == "done_already" and not quiet:
                 bar.console.print(

@@ -4,13 +4,17 @@ Reads a ``patterns/1`` file with profiles, builds (or reuses) the graph cache, s
 validation set with the seed, and trains with Adam on the bidirectional triplet loss. Each epoch
 writes ``checkpoint.pt`` (everything needed to resume), ``model.pt`` (weights + config, what
 ``embed`` loads) and one line of ``metrics.jsonl`` (loss, cross-modal retrieval top-1/top-10 on
-the validation split, throughput). Under ``torchrun`` each process trains on its share of every
-batch with DistributedDataParallel; only rank 0 validates and writes.
+the validation split, throughput). The learning rate warms up linearly over the first steps and
+then follows a cosine decay over the run (``schedule="cosine"``); with ``time_budget`` the run
+stops when the budget is spent and the decay follows elapsed time, so a run on a slower or busier
+machine still ends with a fully decayed rate. Under ``torchrun`` each process trains on its
+share of every batch with DistributedDataParallel; only rank 0 validates and writes.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -21,7 +25,7 @@ import numpy as np
 import torch
 
 from xtal_cli.embed.graphs import FEATURE_VERSION, GraphStore, cached_graphs, element_features
-from xtal_cli.embed.loss import bidirectional_triplet, retrieval_topk
+from xtal_cli.embed.loss import NEGATIVES, bidirectional_triplet, retrieval_topk
 from xtal_cli.embed.models import MODEL_FORMAT, DualEncoder, EmbedConfig
 from xtal_cli.errors import XtalError
 from xtal_cli.io.h5 import atomic_path, read_patterns
@@ -44,6 +48,30 @@ class TrainSettings:
     amp: bool = True
     workers: int = 1
     eval_batch_size: int = 1024
+    negatives: str = "random"  # loss.NEGATIVES
+    schedule: str = "cosine"  # SCHEDULES
+    warmup_steps: int = 20
+    time_budget: float | None = None  # seconds of training wall time (all resumed parts)
+    eval_every: int = 1  # validation retrieval every N epochs (and always on the last one)
+
+
+SCHEDULES = ("cosine", "constant")
+
+
+def lr_factor(settings: TrainSettings, step: int, total_steps: int, elapsed: float) -> float:
+    """Multiplier of the base learning rate: linear warm-up, then cosine decay to 1 %.
+
+    Progress is the larger of the step fraction and, with a time budget, the time fraction.
+    """
+    warmup = min(settings.warmup_steps, max(1, total_steps // 10))  # short runs warm up less
+    warm = min(1.0, (step + 1) / max(warmup, 1))
+    if settings.schedule == "constant":
+        return warm
+    progress = step / max(total_steps, 1)
+    if settings.time_budget:
+        progress = max(progress, elapsed / settings.time_budget)
+    progress = min(progress, 1.0)
+    return warm * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 @dataclass
@@ -155,7 +183,7 @@ def recalibrate_batchnorm(
     profiles: np.ndarray,
     batches: list,
     device: torch.device,
-    max_items: int = 8192,
+    max_items: int = 2048,
 ) -> None:
     """Re-estimate batch-norm running statistics as exact averages over training batches.
 
@@ -218,6 +246,12 @@ def train_embed(
     "epoch_end"). *stop_after_epoch* ends the run early as an interruption would (for tests).
     """
     out = Path(out_dir)
+    if settings.negatives not in NEGATIVES:
+        raise XtalError(f"--negatives {settings.negatives}: use one of {', '.join(NEGATIVES)}")
+    if settings.schedule not in SCHEDULES:
+        raise XtalError(f"--schedule {settings.schedule}: use one of {', '.join(SCHEDULES)}")
+    if settings.eval_every < 1:
+        raise XtalError("--eval-every must be >= 1")
     rank, world, local_rank = _dist_info()
     device = resolve_device(settings.device)
     if world > 1:
@@ -266,7 +300,8 @@ def train_embed(
 
     torch.manual_seed(settings.seed)
     model = DualEncoder(cfg).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    # fused Adam: one kernel over all parameters (measured ~10x faster step on 2 CPU cores)
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, fused=True)
     use_amp = settings.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16
     if use_amp and not torch.cuda.is_bf16_supported():
@@ -275,6 +310,7 @@ def train_embed(
 
     history: list[dict] = []
     start_epoch = 1
+    elapsed_before = 0.0  # wall seconds of earlier (interrupted) parts of this run
     train_idx, val_idx = split_indices(n, settings.val_fraction, settings.seed)
     if resume:
         ckpt = load_checkpoint(ckpt_path)
@@ -297,6 +333,9 @@ def train_embed(
         torch.set_rng_state(ckpt["torch_rng"])
         history = ckpt["history"]
         start_epoch = ckpt["epoch"] + 1
+        elapsed_before = float(ckpt.get("elapsed", 0.0))
+        if ckpt.get("budget_spent"):
+            start_epoch = settings.epochs + 1
         train_idx, val_idx = np.asarray(ckpt["train_idx"]), np.asarray(ckpt["val_idx"])
 
     net = model
@@ -322,6 +361,14 @@ def train_embed(
     if start_epoch > settings.epochs and report:
         report("done_already", epoch=start_epoch - 1)
 
+    steps_per_epoch = len(epoch_batches(train_idx, settings.batch_size, settings.seed, 1))
+    total_steps = steps_per_epoch * settings.epochs
+    run_start = time.perf_counter()
+    reserve = 0.0  # time the end-of-epoch work took last time (kept free at the budget's end)
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - run_start
+
     for epoch in range(start_epoch, settings.epochs + 1):
         batches = epoch_batches(train_idx, settings.batch_size, settings.seed, epoch)
         if report:
@@ -329,14 +376,29 @@ def train_embed(
         net.train()
         t0 = time.perf_counter()
         loss_sum, pairs = 0.0, 0
-        for batch in batches:
+        budget_spent = False
+        for i, batch in enumerate(batches):
+            step = (epoch - 1) * steps_per_epoch + i
+            if settings.time_budget:
+                budget_spent = elapsed() + reserve >= settings.time_budget
+                if world > 1:  # every process must stop at the same step
+                    flag = torch.tensor([float(budget_spent)], device=device)
+                    torch.distributed.all_reduce(flag)
+                    budget_spent = bool(flag.item() > 0)
+                if budget_spent and pairs:
+                    break
+                budget_spent = False
+            for group in optimizer.param_groups:
+                group["lr"] = settings.lr * lr_factor(settings, step, total_steps, elapsed())
             mine = batch[rank::world] if world > 1 else batch
             g = to_device(data.graphs.batch(mine), device)
             p = torch.from_numpy(data.profiles[mine]).to(device)
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 s, x = net(g, p)
-            loss = bidirectional_triplet(s.float(), x.float(), settings.margin)
+            loss = bidirectional_triplet(
+                s.float(), x.float(), settings.margin, negatives=settings.negatives
+            )
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
@@ -348,14 +410,20 @@ def train_embed(
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         train_time = time.perf_counter() - t0
+        t_end = time.perf_counter()
         recalibrate_batchnorm(model, data.graphs, data.profiles, batches, device)
+        last = budget_spent or epoch == settings.epochs or epoch == stop_after_epoch
         record = {
             "epoch": epoch,
             "train_loss": loss_sum / max(pairs, 1),
             "pairs_per_s": pairs * world / train_time,
             "train_seconds": round(train_time, 3),
+            "lr": optimizer.param_groups[0]["lr"],
+            "steps": (epoch - 1) * steps_per_epoch + (i + 1 if not budget_spent else i),
         }
-        if main and len(val_idx) >= 2:
+        if budget_spent:
+            record["budget_spent"] = True
+        if main and len(val_idx) >= 2 and (last or epoch % settings.eval_every == 0):
             s_val, x_val = encode(
                 model, data.graphs, data.profiles, val_idx, device, settings.eval_batch_size
             )
@@ -370,6 +438,7 @@ def train_embed(
                     "val_structure_to_xrd_top10": sx[10],
                 }
             )
+        record["elapsed_seconds"] = round(elapsed(), 3)
         history.append(record)
         if main:
             save_checkpoint(
@@ -384,6 +453,8 @@ def train_embed(
                 train_idx=train_idx,
                 val_idx=val_idx,
                 history=history,
+                elapsed=elapsed(),
+                budget_spent=budget_spent,
             )
             save_model(out / MODEL, model, cfg, {**info, "epoch": epoch, "metrics": record})
             write_metrics(out / METRICS, history)
@@ -391,7 +462,8 @@ def train_embed(
             report("epoch_end", **record)
         if world > 1:
             torch.distributed.barrier()
-        if stop_after_epoch is not None and epoch >= stop_after_epoch:
+        reserve = time.perf_counter() - t_end
+        if budget_spent or (stop_after_epoch is not None and epoch >= stop_after_epoch):
             break
 
     if main and not (out / MODEL).exists():
@@ -423,6 +495,8 @@ def save_checkpoint(path: Path, model, optimizer, scaler, cfg: EmbedConfig, **st
         "train_idx": np.asarray(state["train_idx"]).tolist(),
         "val_idx": np.asarray(state["val_idx"]).tolist(),
         "history": state["history"],
+        "elapsed": float(state.get("elapsed", 0.0)),
+        "budget_spent": bool(state.get("budget_spent", False)),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
