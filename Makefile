@@ -26,6 +26,7 @@ demo: $(STAMP)
 	$(BIN)/xtal featurize $(DEMO)/patterns.h5 --unit q -o $(DEMO)/features.h5
 	$(BIN)/xtal train-symmetry $(DEMO)/features.h5 --seed 0 -j $(JOBS) -o $(DEMO)/symmetry.joblib --report $(DEMO)/report
 	$(BIN)/xtal predict-symmetry $(DEMO)/symmetry.joblib xtal_cli/data/examples/Y2O3/Y2O3.xy --wavelength CuKa --top 5
+	@echo "(Y2O3 is cubic, Ia-3 = 206. Models trained on ideal sticks still miss it on this lab scan: see docs/measured-data.md.)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -n $(JOBS)
