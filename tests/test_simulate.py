@@ -167,3 +167,31 @@ def test_random_crystals_are_reproducible():
     b = [load_structure(i) for i in collect_items([], random_n=2, seed=7)]
     assert [s.composition for s in a] == [s.composition for s in b]
     assert all(len(s) > 0 for s in a)
+
+
+def test_dask_backend_gives_the_same_patterns(tmp_path, small_structures):
+    """joblib's dask backend (a local cluster here; a scheduler address on a real cluster)."""
+    pytest.importorskip("dask.distributed")
+    items = _items(tmp_path, small_structures, n=6)
+    settings = SimulationSettings(1.54056, "CuKa1", 5, 80)
+    local = run_simulation(items, settings, tmp_path / "local.h5", chunk_size=2)
+    dask = run_simulation(
+        items, settings, tmp_path / "dask.h5", chunk_size=2, backend="dask", jobs=2
+    )
+    assert dask.ids == local.ids
+    for a, b in zip(dask.sticks_intensity, local.sticks_intensity):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_unreachable_dask_scheduler_is_one_clear_line(
+    tmp_path, small_structures, invoke, monkeypatch
+):
+    pytest.importorskip("dask.distributed")
+    monkeypatch.setattr("xtal_cli.xrd.simulate.DASK_CONNECT_TIMEOUT", "1s")
+    small_structures["Si"].to(filename=str(tmp_path / "Si.cif"))
+    result = invoke(
+        "simulate", tmp_path / "Si.cif", "-o", tmp_path / "x.h5", "-q",
+        "--backend", "dask", "--scheduler", "tcp://127.0.0.1:9",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert "dask scheduler" in result.stderr

@@ -188,6 +188,9 @@ def run_simulation(
     return pattern_set
 
 
+DASK_CONNECT_TIMEOUT = "20s"  # how long to wait for a --scheduler before giving up
+
+
 class _parallel_backend:
     """joblib's backend: local processes (loky) or a dask cluster at *scheduler*."""
 
@@ -205,7 +208,11 @@ class _parallel_backend:
                     "install it with pip install 'xtal[dask]'"
                 ) from None
             try:
-                self.client = Client(self.scheduler) if self.scheduler else Client(processes=True)
+                self.client = (
+                    Client(self.scheduler, timeout=DASK_CONNECT_TIMEOUT)
+                    if self.scheduler
+                    else Client(processes=True, n_workers=self.jobs, threads_per_worker=1)
+                )
             except OSError as exc:
                 raise XtalError(
                     f"cannot reach the dask scheduler {self.scheduler}: {exc}"
