@@ -148,12 +148,14 @@ def main() -> None:
     from xtal_cli.embed.maps import intrinsic_dimension, plot_element_grid, plot_map, tsne_2d
     from xtal_cli.embed.search import ExactIndex, HnswIndex
     from xtal_cli.embed.train import TrainSettings, encode, load_training_data, train_embed
+    from xtal_cli.errors import XtalError
     from xtal_cli.io.h5 import read_patterns
     from xtal_cli.io.structures import structure_from_json
 
     shared = require_shared()
     tag = "quick" if args.quick else "full"
     work = WORK / f"embed-{tag}"
+    name = "embed_quick" if args.quick else "embed"  # bench/results/<name>.json
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     patterns = simulate(shared, work / "patterns.h5", n, args.seed, args.jobs)
@@ -172,14 +174,25 @@ def main() -> None:
     )
     resume = (model_dir / "checkpoint.pt").exists()
     t0 = time.perf_counter()
-    summary = train_embed(
-        patterns,
-        model_dir,
-        settings,
-        dim=args.dim,
-        resume=resume,
-        report=lambda ev, **kw: print(kw, file=sys.stderr) if ev == "epoch_end" else None,
-    )
+
+    def train(resume: bool) -> dict:
+        return train_embed(
+            patterns,
+            model_dir,
+            settings,
+            dim=args.dim,
+            resume=resume,
+            force=not resume,
+            report=lambda ev, **kw: print(kw, file=sys.stderr) if ev == "epoch_end" else None,
+        )
+
+    try:
+        summary = train(resume)
+    except XtalError as exc:  # a checkpoint of another model version or other settings
+        if not resume:
+            raise
+        print(f"cannot resume ({exc}); training from scratch", file=sys.stderr)
+        summary = train(False)
     t_train = time.perf_counter() - t0
     ckpt = torch.load(model_dir / "checkpoint.pt", weights_only=False)
     history = ckpt["history"]
@@ -242,10 +255,10 @@ def main() -> None:
         values = (
             np.asarray(ps.meta[color], float)[rows] if color in ps.meta else ps.labels[color][rows]
         )
-        path = RESULTS / f"embed_{tag}_map_{color}.png"
+        path = RESULTS / f"{name}_map_{color}.png"
         plot_map(xy, path, values=values, color_by=color)
         figs[color] = str(path.relative_to(RESULTS.parent.parent))
-    grid = RESULTS / f"embed_{tag}_elements.png"
+    grid = RESULTS / f"{name}_elements.png"
     plot_element_grid(xy, formulas, grid)
     figs["elements"] = str(grid.relative_to(RESULTS.parent.parent))
 
@@ -258,7 +271,7 @@ def main() -> None:
         "train_minutes_le_120": sum(h["train_seconds"] for h in history) / 60 <= 120,
     }
     write_result(
-        f"embed_{tag}",
+        name,
         {
             "setting": {
                 "structures": len(ids),
