@@ -273,7 +273,8 @@ def open_study(storage: str, name: str, seed: int, resume: bool, meta: dict):
     import optuna
     from optuna.trial import TrialState
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # failed trials are expected (diverged refinements); their reasons go to trials.csv
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     st = make_storage(storage)
     existing = (
         [s.study_name for s in optuna.get_all_study_summaries(st)] if _exists(storage) else []
@@ -357,7 +358,8 @@ def _worker(storage: str, name: str, seed: int, total: int, problem, space, engi
     """Body of one extra worker process: same study, its own sampler seed."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # failed trials are expected (diverged refinements); their reasons go to trials.csv
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(
         study_name=name,
         storage=make_storage(storage),
