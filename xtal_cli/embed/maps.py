@@ -14,6 +14,8 @@ import re
 
 import numpy as np
 
+from xtal_cli.symmetry.labels import CRYSTAL_SYSTEMS
+
 
 def tsne_2d(embedding: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:
     """2-D t-SNE (sklearn) after a PCA to at most 50 dimensions (faster, less noise)."""
@@ -47,17 +49,6 @@ def _categorical_colors(values):
     cats = sorted({str(v) for v in values})
     cmap = matplotlib.colormaps["tab10" if len(cats) <= 10 else "tab20"]
     return cats, {c: cmap(i % cmap.N) for i, c in enumerate(cats)}
-
-
-CRYSTAL_SYSTEMS = (
-    "triclinic",
-    "monoclinic",
-    "orthorhombic",
-    "tetragonal",
-    "trigonal",
-    "hexagonal",
-    "cubic",
-)
 
 
 def plot_map(
