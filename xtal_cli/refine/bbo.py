@@ -23,16 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from xtal_cli.errors import XtalError
+from xtal_cli.refine.background import TYPES
 
-BACKGROUND_TYPES = [
-    "chebyschev",
-    "cosine",
-    "Q^2 power series",
-    "Q^-2 power series",
-    "lin interpolate",
-    "inv interpolate",
-    "log interpolate",
-]
+# The published search space: every GSAS-II background type except the later "chebyschev-1".
+BACKGROUND_TYPES = [t for t in TYPES if t != "chebyschev-1"]
 FLAGS = {
     "Instrument_parameters refine": ["Zero"],
     "Sample_parameters refine": ["DisplaceX", "DisplaceY", "Scale"],
