@@ -73,7 +73,7 @@ class Space:
         return space
 
     def validate(self, where: str = "search space") -> None:
-        bad = set(self.background_types) - set(BACKGROUND_TYPES) - {"chebyschev-1"}
+        bad = set(self.background_types) - set(TYPES)
         if bad:
             raise XtalError(f"{where}: unknown background types {sorted(bad)}")
         lo, hi = self.background_terms
