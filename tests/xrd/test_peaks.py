@@ -162,3 +162,59 @@ def test_y2o3_scan_peaks_match_the_known_phase(shared_data):
         for z in np.arange(-0.3, 0.3001, 0.01)
     )
     assert best >= 0.9
+
+
+def _lorentz(tt, pos, amp, fwhm):
+    return amp / (1.0 + ((tt - pos) / (0.5 * fwhm)) ** 2)
+
+
+def _gauss(tt, pos, amp, fwhm):
+    return amp * np.exp(-0.5 * ((tt - pos) / (fwhm / 2.3548)) ** 2)
+
+
+def test_shoulder_without_a_maximum_is_found_by_the_second_derivative():
+    """A reflection half as strong, 0.9 FWHM beside a stronger one, makes no maximum of its own."""
+    tt = np.arange(20.0, 60.0, 0.01)
+    clean = 100.0 + _gauss(tt, 40.0, 4000.0, 0.3) + _gauss(tt, 40.27, 2000.0, 0.3)
+    assert len(find_peaks(tt, clean, background=None, shoulders=False)) == 1  # no own maximum
+    for seed in range(3):
+        y = np.random.default_rng(seed).poisson(clean).astype(float)
+        pk = find_peaks(tt, y)
+        assert len(pk) == 2, pk.two_theta
+        assert np.allclose(pk.two_theta, [40.0, 40.27], atol=0.05)
+        assert pk.shoulder.tolist() == [False, True]
+        assert len(find_peaks(tt, y, shoulders=False)) == 1
+
+
+def test_overlapping_broad_peaks_are_both_kept_with_their_own_widths():
+    """Two broad peaks whose valley stays above half height (nanocrystalline anatase 53.9/55.1):
+    the lower one's width must not run across its neighbour (it was then dropped as background)."""
+    tt = np.arange(40.0, 70.0, 0.01)
+    clean = 300.0 + _lorentz(tt, 53.9, 800.0, 0.8) + _lorentz(tt, 55.1, 850.0, 0.8)
+    y = np.random.default_rng(4).poisson(clean).astype(float)
+    pk = find_peaks(tt, y)
+    for pos in (53.9, 55.1):
+        j = np.argmin(np.abs(pk.two_theta - pos))
+        assert abs(pk.two_theta[j] - pos) < 0.05, pk.two_theta
+        assert abs(pk.fwhm[j] - 0.8) < 0.2, pk.fwhm
+
+
+def test_weak_broad_high_angle_peak_counts_by_area():
+    """0.6 % of the strongest height but 6 % of its area (widths grow with angle): kept."""
+    tt = np.arange(20.0, 120.0, 0.01)
+    clean = 50.0 + _gauss(tt, 30.0, 20000.0, 0.1) + _gauss(tt, 110.0, 120.0, 1.0)
+    y = np.random.default_rng(5).poisson(clean).astype(float)
+    pk = find_peaks(tt, y)
+    assert np.any(np.abs(pk.two_theta - 110.0) < 0.1), pk.two_theta
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_poisson_noise_on_strong_peaks_makes_no_shoulders(seed):
+    """Counting noise on the flanks of strong, clean peaks (where it is largest) and on the
+    background must not pass the curvature test."""
+    tt = np.arange(10.0, 90.0, 0.02)
+    clean = 500.0 + 2000.0 / tt + _gauss(tt, 45.0, 30000.0, 0.3) + _lorentz(tt, 70.0, 8000.0, 0.5)
+    y = np.random.default_rng(seed).poisson(clean).astype(float)
+    pk = find_peaks(tt, y)
+    assert np.allclose(pk.two_theta, [45.0, 70.0], atol=0.02), pk.two_theta
+    assert not pk.shoulder.any()

@@ -31,6 +31,7 @@ DEFAULT_BACKGROUND_WIDTH = 1.5
 # Peaks must rise this many local noise σ above their surroundings (scipy's prominence).
 DEFAULT_NOISE_SIGMAS = 5.0
 DEFAULT_MIN_RELATIVE_HEIGHT = 0.01
+SHOULDER_WINDOW = 0.75
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Peaks:
     stripped: np.ndarray  # net signal on the grid: smoothed, background removed, Kα2 stripped
     noise: float  # robust σ of the noise at background level (after smoothing)
     settings: dict = field(default_factory=dict)
+    shoulder: np.ndarray | None = None  # True: found as a shoulder (no maximum of its own)
 
     def __len__(self) -> int:
         return len(self.two_theta)
@@ -160,8 +162,12 @@ def robust_noise(y: np.ndarray, lag: int = 1) -> float:
     return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / np.sqrt(6.0))
 
 
-def typical_fwhm_points(net: np.ndarray, noise: float) -> float:
-    """Median FWHM (in grid points) of the five most prominent peaks; 0 when there are none."""
+def typical_fwhm_points(net: np.ndarray, noise: float, signal: np.ndarray | None = None) -> float:
+    """Median FWHM (in grid points) of the five most prominent peaks; 0 when there are none.
+
+    With *signal* (the raw counts), the 10 σ prominence floor grows like Poisson noise with the
+    signal level, so that noise spikes on top of a strong peak do not count as narrow peaks.
+    """
     from scipy.signal import find_peaks as sp_find_peaks
     from scipy.signal import peak_widths
 
@@ -171,7 +177,13 @@ def typical_fwhm_points(net: np.ndarray, noise: float) -> float:
     idx, props = sp_find_peaks(net, prominence=floor)
     if len(idx) == 0:
         return 0.0
-    top = idx[np.argsort(props["prominences"])[-5:]]
+    prom = props["prominences"]
+    if signal is not None and noise > 0 and np.median(signal) > 0:
+        local = np.sqrt(np.maximum(1.0, signal[idx] / np.median(signal)))
+        ok = prom >= floor * local
+        if ok.any():
+            idx, prom = idx[ok], prom[ok]
+    top = idx[np.argsort(prom)[-5:]]
     return float(np.median(peak_widths(net, top, rel_height=0.5)[0]))
 
 
@@ -205,6 +217,87 @@ def _refine_tops(tt, net, idx, width_points):
     return pos, height
 
 
+def _fwhm_points(net: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """FWHM (points) of each picked maximum (*idx* sorted), at half its height above zero.
+
+    Each side is followed down to the valley towards the neighbouring picked peak; a side that
+    reaches that valley before half height (an unresolved neighbour) is not trusted and the
+    other side's half width counts twice. (scipy's ``peak_widths`` alone measures at half the
+    prominence and lets a lower neighbour merge into one very broad "peak".)
+    """
+    from scipy.signal import peak_widths
+
+    n = len(idx)
+    if n == 0:
+        return np.zeros(0)
+    idx = np.asarray(idx, dtype=np.intp)
+    valleys = np.empty(n + 1, dtype=np.intp)
+    valleys[0], valleys[-1] = 0, len(net) - 1
+    for k in range(n - 1):
+        a, b = int(idx[k]), int(idx[k + 1])
+        valleys[k + 1] = a + int(np.argmin(net[a : b + 1]))
+    lb, rb = valleys[:-1], valleys[1:]
+    h = net[idx].astype(float)
+    _, _, left, right = peak_widths(net, idx, rel_height=0.5, prominence_data=(h, lb, rb))
+    hl, hr = idx - left, right - idx
+    blocked_l, blocked_r = net[lb] >= 0.5 * h, net[rb] >= 0.5 * h
+    w = hl + hr
+    w = np.where(blocked_l & ~blocked_r, 2.0 * hr, w)
+    w = np.where(blocked_r & ~blocked_l, 2.0 * hl, w)
+    w = np.where(blocked_l & blocked_r, 2.0 * np.minimum(hl, hr), w)
+    return np.maximum(w, 1.0)
+
+
+def _find_shoulders(tt, net, y, idx, width_points, typical, noise, level, noise_sigmas):
+    """Reflections without a maximum: significant minima of the smoothed second derivative
+    more than half a FWHM from every picked maximum.
+
+    The second derivative comes from a Savitzky–Golay filter (cubic, window half the typical
+    FWHM, on the already smoothed net signal). Its noise σ is the robust spread over the
+    background points, scaled like the peaks' Poisson noise with the signal level; a shoulder
+    needs a curvature of ``noise_sigmas`` of those σ and a net height of ``noise_sigmas`` noise
+    σ, like a peak's prominence. Returns (indices, positions, heights, FWHMs in points).
+    """
+    from scipy.signal import find_peaks as sp_find_peaks
+    from scipy.signal import savgol_filter
+
+    empty = (np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0), np.zeros(0))
+    typical = typical if typical > 0 else float(np.median(width_points))
+    win = max(5, _odd(SHOULDER_WINDOW * typical))
+    if win >= len(net) or noise <= 0:
+        return empty
+    d2 = savgol_filter(net, win, 3, deriv=2, mode="interp")
+    quiet = net < 3.0 * noise
+    ref = d2[quiet] if quiet.sum() >= 50 else d2
+    sd = float(1.4826 * np.median(np.abs(ref - np.median(ref))))
+    if sd <= 0:
+        return empty
+    cand, _ = sp_find_peaks(-d2, height=noise_sigmas * sd, distance=max(1, int(0.5 * typical)))
+    cand = cand[(cand >= win) & (cand < len(net) - win)]
+    if not len(cand):
+        return empty
+    scale = np.sqrt(np.maximum(1.0, y[cand] / level)) if level is not None else 1.0
+    ok = (-d2[cand] >= noise_sigmas * sd * scale) & (net[cand] >= noise_sigmas * noise * scale)
+    # distance to the nearest picked maximum, in units of that maximum's FWHM
+    j = np.searchsorted(idx, cand)
+    jl, jr = np.clip(j - 1, 0, len(idx) - 1), np.clip(j, 0, len(idx) - 1)
+    dl, dr = np.abs(cand - idx[jl]), np.abs(idx[jr] - cand)
+    near = np.where(dl <= dr, jl, jr)
+    ok &= np.abs(cand - idx[near]) > 0.5 * width_points[near]
+    cand, near = cand[ok], near[ok]
+    if not len(cand):
+        return empty
+    a, b, c = d2[cand - 1], d2[cand], d2[cand + 1]
+    denom = a - 2.0 * b + c
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(denom > 0, 0.5 * (a - c) / denom, 0.0)
+    pos = tt[cand] + np.clip(v, -0.5, 0.5) * (tt[1] - tt[0])
+    fwhm = width_points[near]
+    # a Gaussian's curvature at its centre is -A/s²: the height without the neighbour's flank
+    height = np.minimum(net[cand], -b * (fwhm / 2.3548) ** 2)
+    return cand, pos, height, fwhm
+
+
 def _odd(x: float) -> int:
     n = int(round(x))
     return n if n % 2 == 1 else n + 1
@@ -224,6 +317,7 @@ def find_peaks(
     smooth: int | str | None = "auto",
     background_width: float = DEFAULT_BACKGROUND_WIDTH,
     noise_sigmas: float = DEFAULT_NOISE_SIGMAS,
+    shoulders: bool = True,
 ) -> Peaks:
     """Pick the Bragg peaks of a pattern on a 2θ grid.
 
@@ -235,9 +329,11 @@ def find_peaks(
     smooth: ``"auto"`` (Savitzky–Golay window from the peak widths), an odd window in points,
         or None/0 for no smoothing.
     background_width: SNIP window in degrees 2θ (about the base width of the broadest peak).
+    shoulders: also report reflections without a maximum of their own (second-derivative
+        minima beside a stronger peak; ``Peaks.shoulder`` marks them).
     """
     from scipy.signal import find_peaks as sp_find_peaks
-    from scipy.signal import peak_widths, savgol_filter
+    from scipy.signal import savgol_filter
 
     tt = np.asarray(two_theta, dtype=float)
     y = np.asarray(intensity, dtype=float)
@@ -274,7 +370,7 @@ def find_peaks(
     # A first pass on the raw data gives the noise and the typical peak width ...
     net0 = y - _background(y) if estimate_bg else y
     raw_noise = robust_noise(net0)
-    fwhm_points = typical_fwhm_points(net0, raw_noise)
+    fwhm_points = typical_fwhm_points(net0, raw_noise, y if estimate_bg else None)
     if smooth == "auto":  # half the FWHM keeps peak heights within about 1 %
         window = max(5, _odd(0.5 * fwhm_points)) if fwhm_points >= 6 else 0
     else:
@@ -321,16 +417,10 @@ def find_peaks(
         keep = prom >= noise_sigmas * local
     else:
         keep = prom >= float(prominence)
-    heights = net[candidates]
-    keep &= heights > 0
-    if keep.any():
-        keep &= heights >= min_relative_height * heights[keep].max()
+    keep &= net[candidates] > 0
     idx, prom = candidates[keep], prom[keep]
 
-    if len(idx):
-        width_points = peak_widths(net, idx, rel_height=0.5)[0]
-    else:
-        width_points = np.zeros(0)
+    width_points = _fwhm_points(net, idx)
     pos, height = _refine_tops(tt, net, idx, width_points)
     widths = np.maximum(width_points * step, step)
     # Anything broader than the background window is background the SNIP could not follow
@@ -338,6 +428,37 @@ def find_peaks(
     if background == "snip":
         bragg = widths <= background_width
         idx, prom, pos, height, widths = (v[bragg] for v in (idx, prom, pos, height, widths))
+    # Relative floor on height or on area: peaks broaden with angle (size, strain, Caglioti), so a
+    # high-angle reflection of a few % intensity can be far below 1 % of the strongest height.
+    if len(idx):
+        area = height * widths
+        rel = (height >= min_relative_height * height.max()) | (
+            area >= min_relative_height * area.max()
+        )
+        idx, prom, pos, height, widths = (v[rel] for v in (idx, prom, pos, height, widths))
+    shoulder = np.zeros(len(idx), dtype=bool)
+
+    # Shoulders: reflections without a maximum of their own show as a minimum of the second
+    # derivative beside a stronger peak (the classic search-program test).
+    if shoulders and len(idx):
+        s_idx, s_pos, s_height, s_fwhm = _find_shoulders(
+            tt, net, y, idx, widths / step, fwhm_points, noise, level, noise_sigmas
+        )
+        if len(s_idx):
+            floor = max(float(prominence or 0.0), min_relative_height * float(height.max()))
+            ok = s_height >= floor
+            s_idx, s_pos, s_height, s_fwhm = (v[ok] for v in (s_idx, s_pos, s_height, s_fwhm))
+        if len(s_idx):
+            idx = np.concatenate([idx, s_idx])
+            prom = np.concatenate([prom, np.zeros(len(s_idx))])
+            pos = np.concatenate([pos, s_pos])
+            height = np.concatenate([height, s_height])
+            widths = np.concatenate([widths, s_fwhm * step])
+            shoulder = np.concatenate([shoulder, np.ones(len(s_idx), dtype=bool)])
+            order = np.argsort(pos, kind="stable")
+            idx, prom, pos, height, widths, shoulder = (
+                v[order] for v in (idx, prom, pos, height, widths, shoulder)
+            )
 
     # Cramér–Rao σ of a Gaussian centre in white noise: (σ_n / A) · sqrt(2 s Δ / √π), with
     # s = FWHM / 2.355. Smoothing made the noise σ_n smaller but correlated; the equivalent
@@ -363,6 +484,7 @@ def find_peaks(
         background=bg,
         stripped=net,
         noise=float(noise),
+        shoulder=shoulder,
         settings={
             "background": background or "none",
             "background_width": background_width,
@@ -372,6 +494,7 @@ def find_peaks(
             "prominence": prominence,
             "noise_sigmas": noise_sigmas,
             "min_relative_height": min_relative_height,
+            "shoulders": shoulders,
         },
     )
 
