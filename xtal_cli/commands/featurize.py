@@ -40,6 +40,11 @@ def featurize(
     two_theta_max: float = typer.Option(
         None, "--two-theta-max", help="Window end, 2θ (°) at the reference wavelength."
     ),
+    indexing: bool = typer.Option(
+        False,
+        "--indexing/--no-indexing",
+        help="Append how well the peaks index on a cubic, tetragonal, hexagonal cell.",
+    ),
     source: str = typer.Option(
         "auto", "--source", help="For patterns files: sticks (auto) or profile (peak picking)."
     ),
@@ -84,6 +89,7 @@ def featurize(
                 min_intensity=min_intensity,
                 two_theta_range=(two_theta_min, two_theta_max),
                 resolution=resolution,
+                indexing=indexing,
                 source=source,
                 progress=lambda: bar.advance(task),
             )
@@ -104,6 +110,7 @@ def featurize(
             two_theta_min=0.0 if two_theta_min is None else two_theta_min,
             two_theta_max=90.0 if two_theta_max is None else two_theta_max,
             resolution=resolution,
+            indexing=indexing,
         )
         for scan in scans:
             scan.meta.setdefault("id", str(scan.path))

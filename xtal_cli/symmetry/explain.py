@@ -62,9 +62,10 @@ def accuracy_vs_peaks(
     from xtal_cli.symmetry.models import fit_model, proba_for
 
     curve = []
-    count = X_train.shape[1] - 1
+    # the peak count follows the n_peaks positions; any further columns (indexing scores) stay
+    extra = list(range(n_peaks, X_train.shape[1]))
     for k in range(1, n_peaks + 1):
-        cols = list(range(k)) + [count]
+        cols = list(range(k)) + extra
         p = {**params, "n_estimators": n_trees}
         est = fit_model("extra-trees", p, X_train[:, cols], y_train, seed=seed, n_jobs=n_jobs)
         proba = proba_for(est, X_test[:, cols], classes)

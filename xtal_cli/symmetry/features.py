@@ -7,6 +7,10 @@ spans at the training wavelength, so a pattern measured at any wavelength is fir
 that unit and then compared with the same window. Missing peaks (fewer than ``n_peaks`` in the
 window) are filled with the window's far edge: "the next peak lies beyond what was looked at".
 
+With ``indexing`` on, three more numbers follow: how well the peak list indexes on a cubic,
+tetragonal and hexagonal cell (:mod:`xtal_cli.symmetry.indexing`), which do not depend on the
+index of a peak in the list and so survive a missed or an extra weak peak.
+
 Peaks closer than ``resolution`` (° 2θ) are merged, and only peaks with at least
 ``min_intensity`` percent of the strongest peak in the window count (0 by default: every
 reflection, as published; a threshold makes sticks look more like peaks picked from a scan).
@@ -46,6 +50,7 @@ class FeatureSettings:
     two_theta_min: float = 0.0
     two_theta_max: float = 90.0
     resolution: float = DEFAULT_RESOLUTION  # degrees 2θ: closer peaks count as one
+    indexing: bool = False  # append cubic / tetragonal / hexagonal indexing scores
 
     def __post_init__(self):
         if self.unit not in UNITS:
@@ -74,7 +79,16 @@ class FeatureSettings:
 
     @property
     def feature_names(self) -> list[str]:
-        return [f"peak_{i + 1}" for i in range(self.n_peaks)] + ["n_peaks"]
+        names = [f"peak_{i + 1}" for i in range(self.n_peaks)] + ["n_peaks"]
+        if self.indexing:
+            from xtal_cli.symmetry.indexing import SYSTEMS
+
+            names += [f"index_{system}" for system in SYSTEMS]
+        return names
+
+    @property
+    def n_features(self) -> int:
+        return self.n_peaks + 1 + (3 if self.indexing else 0)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -86,14 +100,17 @@ class FeatureSettings:
     @classmethod
     def from_attrs(cls, attrs: dict) -> FeatureSettings:
         names = cls.__dataclass_fields__
-        return cls(**{k: attrs[k] for k in names if k in attrs})
+        kw = {k: attrs[k] for k in names if k in attrs}
+        if "indexing" in kw:  # HDF5 gives numpy booleans
+            kw["indexing"] = bool(kw["indexing"])
+        return cls(**kw)
 
 
 @dataclass
 class PeakRow:
     """One pattern's features plus what is needed to judge them (coverage, peaks found)."""
 
-    values: np.ndarray  # (n_peaks + 1,)
+    values: np.ndarray  # (n_features,)
     n_found: int  # peaks in the window above the threshold (before truncation to n_peaks)
     coverage: tuple[float, float]  # 2θ range the data cover, at the settings' wavelength
 
@@ -127,10 +144,14 @@ def peak_row(
         tt, inten = merge_close(tt[order], inten[order], settings.resolution)
         keep = inten >= settings.min_intensity / 100.0 * inten.max()
         tt = tt[keep]
-    values = np.full(settings.n_peaks + 1, settings.fill_value, dtype=np.float64)
+    values = np.full(settings.n_features, settings.fill_value, dtype=np.float64)
     first = tt[: settings.n_peaks]
     values[: len(first)] = from_two_theta(first, settings.wavelength, settings.unit)
-    values[-1] = len(tt)
+    values[settings.n_peaks] = len(tt)
+    if settings.indexing:
+        from xtal_cli.symmetry.indexing import indexing_scores
+
+        values[settings.n_peaks + 1 :] = indexing_scores(tt, settings.wavelength)
     if coverage is None:
         cov = (settings.two_theta_min, settings.two_theta_max)
     else:
@@ -160,7 +181,7 @@ class FeatureSet:
     """Feature rows with labels and provenance, in memory (``features/1`` on disk)."""
 
     ids: list[str]
-    X: np.ndarray  # (N, n_peaks + 1)
+    X: np.ndarray  # (N, n_features)
     settings: FeatureSettings
     n_found: np.ndarray  # (N,) int
     coverage: np.ndarray  # (N, 2) 2θ range covered, at settings.wavelength
@@ -184,6 +205,7 @@ def featurize_patterns(
     min_intensity: float = DEFAULT_MIN_INTENSITY,
     two_theta_range: tuple[float | None, float | None] = (None, None),
     resolution: float = DEFAULT_RESOLUTION,
+    indexing: bool = False,
     source: str = "auto",
     peak_options: dict | None = None,
     progress=None,
@@ -206,6 +228,7 @@ def featurize_patterns(
         two_theta_min=float(lo),
         two_theta_max=float(hi),
         resolution=resolution,
+        indexing=indexing,
     )
     if source == "auto":
         source = "sticks"
@@ -276,7 +299,7 @@ def profile_peak_options(ps, i: int, wavelength: float, peak_options: dict):
 
 
 def _assemble(ids, rows: list[PeakRow], settings: FeatureSettings, failures) -> FeatureSet:
-    width = settings.n_peaks + 1
+    width = settings.n_features
     return FeatureSet(
         ids=list(ids),
         X=np.array([r.values for r in rows], dtype=np.float64).reshape(-1, width),
@@ -415,9 +438,9 @@ def read_features(path: str | os.PathLike) -> FeatureSet:
             attrs = read_attrs(h5)
             settings = FeatureSettings.from_attrs(attrs)
             X = h5["features"][()]
-            if X.ndim != 2 or X.shape[1] != settings.n_peaks + 1:
+            if X.ndim != 2 or X.shape[1] != settings.n_features:
                 raise XtalError(
-                    f"{path}: features have shape {X.shape}, expected (N, {settings.n_peaks + 1})"
+                    f"{path}: features have shape {X.shape}, expected (N, {settings.n_features})"
                 )
             fs = FeatureSet(
                 ids=read_column(h5["id"]).tolist(),
