@@ -1,5 +1,6 @@
 """train-embed on a small real set: learning, metrics, checkpoints and resume."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -92,5 +93,8 @@ def test_time_budget_stops_training_and_resume_keeps_it(patterns_h5, tmp_path):
     assert summary["last"]["steps"] == 1 and "val_xrd_to_structure_top10" in summary["last"]
     again = train_embed(patterns_h5, out, settings, dim=16, resume=True)
     assert again["epochs_run"] == 1  # nothing more to do: the budget is spent
+    longer = dataclasses.replace(settings, time_budget=3600.0, epochs=2)
+    extended = train_embed(patterns_h5, out, longer, dim=16, resume=True)
+    assert extended["epochs_run"] == 2  # a larger budget continues the spent run
     with pytest.raises(XtalError, match="--negatives"):
         train_embed(patterns_h5, tmp_path / "x", TrainSettings(negatives="all"), dim=8)

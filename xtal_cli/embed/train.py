@@ -334,7 +334,10 @@ def train_embed(
         history = ckpt["history"]
         start_epoch = ckpt["epoch"] + 1
         elapsed_before = float(ckpt.get("elapsed", 0.0))
-        if ckpt.get("budget_spent"):
+        # a run that spent its time budget is complete, unless resumed with a larger budget
+        # (the cosine decay then restarts from where the longer run would be: a warm restart)
+        raised = settings.time_budget and settings.time_budget > elapsed_before + 1.0
+        if ckpt.get("budget_spent") and not raised:
             start_epoch = settings.epochs + 1
         train_idx, val_idx = np.asarray(ckpt["train_idx"]), np.asarray(ckpt["val_idx"])
 
