@@ -12,7 +12,9 @@ conventional cell (crystal-system constrained, ±3 %) and the zero shift by robu
 Symmetry models on real scans (``--symmetry``): two extra-trees models are trained on the shared
 Materials Project structures, (a) on ideal sticks (the default ``xtal featurize``) and (b) on
 augmented profiles (``xtal simulate --augment``, several copies with different seeds, featurized
-with ``--source profile``: the same peak picking and Kα2 stripping as a measured scan). Each scan
+with ``--source profile``: the same peak picking and Kα2 stripping as a measured scan). With
+``--indexing`` (default) the features carry the cubic/tetragonal/hexagonal indexing scores, and
+the same rows without them train two more models (``*_plain``) in the same run. Each scan
 is featurized as ``xtal predict-symmetry`` does it (lab Cu Kα1+Kα2, Kα2 stripped) and the ranks of
 the true crystal system and space group are reported. The truth is the set of space groups of
 all candidate CIFs with the scan's formula (ambiguous polymorphs stay a set); a second, stricter
@@ -392,7 +394,13 @@ def structure_source(shared: Path, n: int | None) -> tuple[Path, str]:
     return path, f"mp_subset{n}"
 
 
-def augmented_features(source: Path, tag: str, copies: int) -> tuple[list[Path], Path]:
+# Bumped when the peak picker or the features change, so that old feature files are not reused.
+FEATURES_REVISION = "pk2"
+
+
+def augmented_features(
+    source: Path, tag: str, copies: int, indexing: bool = False
+) -> tuple[list[Path], Path]:
     """Simulate (``--augment``, seed k) and featurize each copy; also sticks features of copy 0."""
     import hashlib
 
@@ -402,17 +410,19 @@ def augmented_features(source: Path, tag: str, copies: int) -> tuple[list[Path],
     digest = json.dumps(settings_dict(), sort_keys=True).encode()
     tag = f"{tag}_{hashlib.sha1(digest).hexdigest()[:8]}"
     profiles = []
+    suffix = f"_{FEATURES_REVISION}" + ("_idx" if indexing else "")
+    extra = ["--indexing"] if indexing else []
     for k in range(copies):
         pat = WORK / f"{tag}_aug_s{k}.h5"
         if not pat.exists():
             _xtal("simulate", str(source), "--augment", "--seed", str(k), "--resume", output=pat)
-        feat = WORK / f"{tag}_aug_s{k}_features.h5"
+        feat = WORK / f"{tag}_aug_s{k}_features{suffix}.h5"
         if not feat.exists():
-            _xtal("featurize", str(pat), "--source", "profile", output=feat)
+            _xtal("featurize", str(pat), "--source", "profile", *extra, output=feat)
         profiles.append(feat)
-    sticks = WORK / f"{tag}_sticks_features.h5"
+    sticks = WORK / f"{tag}_sticks_features{suffix}.h5"
     if not sticks.exists():  # the sticks stored with the copy-0 profiles: the same structures
-        _xtal("featurize", str(WORK / f"{tag}_aug_s0.h5"), output=sticks)
+        _xtal("featurize", str(WORK / f"{tag}_aug_s0.h5"), *extra, output=sticks)
     cost = {}
     for k in range(copies):
         for stage, path in (("simulate", f"{tag}_aug_s{k}.h5"), ("featurize", profiles[k].name)):
@@ -433,6 +443,17 @@ def concat_features(paths: list[Path]):
     first.labels = {k: np.concatenate([fs.labels[k] for fs in sets]) for k in first.labels}
     first.meta = {}
     return first
+
+
+def without_indexing(fs):
+    """The same rows with the indexing columns dropped (the published features only)."""
+    import copy
+    import dataclasses
+
+    out = copy.copy(fs)
+    out.settings = dataclasses.replace(fs.settings, indexing=False)
+    out.X = fs.X[:, : out.settings.n_features]
+    return out
 
 
 def train_model(fs, trees: int, jobs: int, params: dict):
@@ -487,19 +508,22 @@ def rank_of(truth: set, ranking: list) -> int | None:
 
 
 def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, trees: int,
-                  jobs: int, params: dict, sticks_all: Path | None) -> dict:  # fmt: skip
+                  jobs: int, params: dict, sticks_all: Path | None,
+                  indexing: bool = False) -> dict:  # fmt: skip
     from xtal_cli.symmetry.features import featurize_scans, read_features, read_scan_with
 
     t_wall, cpu0 = time.perf_counter(), _cpu_self() + _cpu_children()
     source, tag = structure_source(shared, n)
-    profile_paths, sticks_path, file_cpu = augmented_features(source, tag, copies)
+    profile_paths, sticks_path, file_cpu = augmented_features(source, tag, copies, indexing)
     cpu_sim = _cpu_self() + _cpu_children() - cpu0
     models, info = {}, {}
     t0 = _cpu_self()
-    models["sticks"], info["sticks"] = train_model(read_features(sticks_path), trees, jobs, params)
-    models["augmented"], info["augmented"] = train_model(
-        concat_features(profile_paths), trees, jobs, params
-    )
+    sticks_fs, aug_fs = read_features(sticks_path), concat_features(profile_paths)
+    models["sticks"], info["sticks"] = train_model(sticks_fs, trees, jobs, params)
+    models["augmented"], info["augmented"] = train_model(aug_fs, trees, jobs, params)
+    if indexing:  # the same rows without the indexing columns: what do they add?
+        for key, fs in (("sticks_plain", sticks_fs), ("augmented_plain", aug_fs)):
+            models[key], info[key] = train_model(without_indexing(fs), trees, jobs, params)
     if sticks_all is not None:  # reference: sticks of every MP structure (more data, no noise)
         models["sticks_all"], info["sticks_all"] = train_model(
             read_features(sticks_all), trees, jobs, params
@@ -563,6 +587,7 @@ def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, t
         "structures": source.name if not n else f"random {n} of mp_structures.csv.gz",
         "augmented_copies": copies,
         "trees": trees,
+        "indexing_features": indexing,
         "model_params": params,
         "sticks_all_features": str(sticks_all) if sticks_all else None,
         "training": info,
@@ -588,6 +613,11 @@ def main() -> None:
     ap.add_argument("--trees", type=int, default=300, help="extra-trees per model")
     ap.add_argument("--param", action="append", default=[], help="extra-trees KEY=VALUE")
     ap.add_argument("--sticks-all", type=Path, help="features/1 of all MP sticks (extra model)")
+    ap.add_argument(
+        "--indexing",
+        action="store_true",
+        help="features with indexing scores (and the same models without them)",
+    )
     ap.add_argument("-j", "--jobs", type=int, default=1)
     ap.add_argument("--name", default="measured", help="results file name in bench/results")
     args = ap.parse_args()
@@ -601,7 +631,7 @@ def main() -> None:
         result["symmetry"] = symmetry_eval(
             shared, picks, args.structures or None, args.copies, args.trees, args.jobs,
             {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)},
-            args.sticks_all,
+            args.sticks_all, args.indexing,
         )  # fmt: skip
     if previous.exists():  # keep what this run did not redo (last comparison, variants tried)
         old = json.loads(previous.read_text())
