@@ -129,8 +129,8 @@ def test_features_carry_the_scores(lattices, tmp_path):
 
 
 def test_pseudo_hexagonal_monoclinic_is_seen_as_hexagonal(lattices):
-    # b = √3·a and c·cos β = −a/3·... : the Li2MnO3 cell is a distorted layered rock salt; its
-    # lines index on a hexagonal cell, which is what a crystallographer sees too (the trees
-    # must decide from the other features)
+    # a Li2MnO3-like C2/m cell (b ≈ √3·a): a slightly distorted layered rock salt whose lines
+    # index on a hexagonal cell, as an indexing program would also say; the trees must decide
+    # from the other columns
     lattice, centring = lattices["pseudo-hexagonal monoclinic"]
     assert scores(lines(lattice, centring))["hexagonal"] >= 0.9
