@@ -328,3 +328,23 @@ def test_measured_shared_pattern_gives_ranked_answer(invoke, trained, shared_dat
     ps = [c["probability"] for c in rec["crystal_systems"]]
     assert ps == sorted(ps, reverse=True) and sum(ps) <= 1 + 1e-6
     assert rec["space_groups"][0]["probability"] > 0
+
+
+def test_indexing_columns_through_the_cli(invoke, trained, patterns_h5, small_structures, tmp_path):
+    """featurize --indexing → a model that featurizes scans the same way; a plain model refuses
+    indexed features."""
+    from xtal_cli.symmetry.features import read_features
+
+    feats, model = tmp_path / "idx.h5", tmp_path / "idx.joblib"
+    assert invoke("featurize", patterns_h5, "--indexing", "-o", feats, "-q").exit_code == 0
+    fs = read_features(feats)
+    assert fs.X.shape[1] == 14 and fs.settings.indexing
+    cubic = fs.labels["crystal_system"] == "cubic"
+    assert np.all(fs.X[cubic, 11] == 1.0)  # NaCl and Si sticks index on their cubic cells
+    assert invoke("train-symmetry", feats, "-o", model, "--trees", "10", "-q").exit_code == 0
+    scan = write_scan(tmp_path / "nacl.xy", sticks_of(small_structures["NaCl"]))
+    r = invoke("predict-symmetry", model, scan, "--wavelength", "CuKa1", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["crystal_system"] == "cubic"
+    r = invoke("predict-symmetry", trained["model"], feats)
+    assert r.exit_code == 2 and "indexing" in r.stderr
