@@ -88,7 +88,7 @@ class FeatureSettings:
 
     @property
     def n_features(self) -> int:
-        return self.n_peaks + 1 + (3 if self.indexing else 0)
+        return len(self.feature_names)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xtal_cli.xrd.units import from_two_theta
+
 SYSTEMS = ("cubic", "tetragonal", "hexagonal")
 DEFAULT_TOLERANCE = 0.08  # degrees 2θ: peak-picking error plus a typical lab zero shift
 DEFAULT_N_LINES = 20
@@ -78,13 +80,9 @@ _TABLES = {
 }
 
 
-def inverse_d2(two_theta: np.ndarray, wavelength: float) -> np.ndarray:
-    return (2.0 * np.sin(np.radians(np.asarray(two_theta, float)) / 2.0) / wavelength) ** 2
-
-
-def _tolerance_s(two_theta: np.ndarray, wavelength: float, tol_deg: float) -> np.ndarray:
-    # ds/d(2θ) = 2 sin(2θ) / λ²  (s = 4 sin²θ / λ²)
-    return 2.0 * np.abs(np.sin(np.radians(two_theta))) / wavelength**2 * np.radians(tol_deg)
+def _ds_d2theta(two_theta: np.ndarray, wavelength: float) -> np.ndarray:
+    """d(1/d²)/d(2θ) per radian of 2θ: s = 4 sin²θ / λ² gives 2 sin 2θ / λ²."""
+    return 2.0 * np.abs(np.sin(np.radians(two_theta))) / wavelength**2
 
 
 def _count_lines(table, a: np.ndarray, c: np.ndarray | None, s_max: float) -> np.ndarray:
@@ -151,9 +149,9 @@ def indexing_scores(
     out = np.zeros(len(SYSTEMS))
     if len(tt) < 3:
         return out
-    s = inverse_d2(tt, wavelength)
-    tol = _tolerance_s(tt, wavelength, tolerance)
-    g = _tolerance_s(tt, wavelength, 1.0) / np.radians(1.0)  # ds/d(2θ) per radian
+    s = from_two_theta(tt, wavelength, "inv-d2")
+    g = _ds_d2theta(tt, wavelength)
+    tol = g * np.radians(tolerance)
     budget = max_lines_ratio * len(s)
     for k, kind in enumerate(SYSTEMS):
         a, c = _trial_cells(kind, s)
