@@ -114,11 +114,15 @@ def _prepare(train_x, test_x, how: str):
     return train_x, test_x
 
 
-def _knn_fit_mae(train_x, train_y, test_x, test_y, k: int, weights: str) -> float:
+def _knn_abs_errors(train_x, train_y, test_x, test_y, k: int, weights: str) -> np.ndarray:
     from sklearn.neighbors import KNeighborsRegressor
 
     model = KNeighborsRegressor(n_neighbors=k, weights=weights).fit(train_x, train_y)
-    return float(np.mean(np.abs(model.predict(test_x) - test_y)))
+    return np.abs(model.predict(test_x) - test_y)
+
+
+def _knn_fit_mae(train_x, train_y, test_x, test_y, k: int, weights: str) -> float:
+    return float(np.mean(_knn_abs_errors(train_x, train_y, test_x, test_y, k, weights)))
 
 
 def knn_mae(train_x, train_y, test_x, test_y, k: int = 10, folds: int = 5, seed: int = 0) -> dict:
@@ -167,10 +171,7 @@ def paired_difference(
     errs = []
     for xtr, xte in ((a_train, a_test), (b_train, b_test)):
         ptr, pte = _prepare(xtr[ok_tr], xte[ok_te], "standardised")
-        from sklearn.neighbors import KNeighborsRegressor
-
-        model = KNeighborsRegressor(n_neighbors=k).fit(ptr, y_train[ok_tr])
-        errs.append(np.abs(model.predict(pte) - y_test[ok_te]))
+        errs.append(_knn_abs_errors(ptr, y_train[ok_tr], pte, y_test[ok_te], k, "uniform"))
     diff = errs[0] - errs[1]
     rng = np.random.default_rng(seed)
     boots = np.array([diff[rng.integers(0, len(diff), len(diff))].mean() for _ in range(n_boot)])

@@ -150,14 +150,10 @@ _CELL_FREE = {
 
 
 def _two_theta(params: np.ndarray, hkl: np.ndarray, wavelength: float) -> np.ndarray:
-    a, b, c = params[:3]
-    al, be, ga = np.radians(params[3:])
-    ca, cb, cg = np.cos(al), np.cos(be), np.cos(ga)
-    g = np.array([[a * a, a * b * cg, a * c * cb],
-                  [a * b * cg, b * b, b * c * ca],
-                  [a * c * cb, b * c * ca, c * c]])  # fmt: skip
-    inv_d2 = np.einsum("ij,jk,ik->i", hkl, np.linalg.inv(g), hkl)
-    s = wavelength * np.sqrt(np.maximum(inv_d2, 0)) / 2
+    """2θ of *hkl* for the cell (a, b, c, α, β, γ): the Rietveld engine's metric (refine.phases)."""
+    from xtal_cli.refine.phases import cell_to_A, inv_d2
+
+    s = wavelength * np.sqrt(np.maximum(inv_d2(hkl, cell_to_A(params)), 0)) / 2
     return 2 * np.degrees(np.arcsin(np.clip(s, -1, 1)))
 
 
