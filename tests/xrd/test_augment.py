@@ -51,6 +51,8 @@ def test_draws_are_reproducible_json_and_within_ranges():
     labs = [d for d in draws if d["instrument"] == "lab"]
     assert 0.7 < len(labs) / len(draws) < 0.95
     assert all(s.lab_w[0] <= d["W"] <= s.lab_w[1] for d in labs)
+    assert all(s.size_nm[0] <= d["size_nm"] <= s.size_nm[1] for d in draws)
+    assert 0.3 < np.mean([d["strain"] > 0 for d in draws]) < 0.7
     assert all(not d["ka2"] for d in draws if d["instrument"] == "synchrotron")
     assert any(d["window"] for d in draws) and any(d["impurity_two_theta"] for d in draws)
 
@@ -86,6 +88,19 @@ def test_tch_widths_grow_with_angle_and_lorentz_terms():
     assert f[1] > f[0] and np.allclose(eta, 0.0, atol=1e-6)
     f2, eta2 = tch_fwhm_eta(np.array([20.0, 80.0]), 0.01, -0.005, 0.005, 0.05, 0.05)
     assert np.all(f2 > f) and np.all(eta2 > 0.3)
+
+
+def test_crystallite_size_gives_the_scherrer_width():
+    """A 10 nm powder on a sharp instrument: FWHM = K λ / (L cos θ), and the draw records L."""
+    s = AugmentSettings(size_nm=(10.0, 10.0), p_strain=0.0, lab_x=(0.0, 0.0), lab_y=(0.0, 0.0))
+    d = draw_augmentation(np.random.default_rng(0), s, wavelength=CUKA1)
+    assert d["size_nm"] == pytest.approx(10.0) and d["strain"] == 0.0 and d["X"] == 0.0
+    y = augmented_profile(_sticks(), GRID, _clean(W=1e-6, Y=d["Y"]), CUKA1)
+    pk = find_peaks(GRID, y, background=None, min_relative_height=0.03)
+    first = np.argmin(np.abs(pk.two_theta - 28.44))
+    scherrer = np.degrees(0.9 * CUKA1 / (100.0 * np.cos(np.radians(28.44 / 2))))
+    assert pk.fwhm[first] == pytest.approx(scherrer, rel=0.1)
+    assert 0.7 < scherrer < 0.9  # nanocrystalline: far broader than any lab instrument
 
 
 def test_march_dollase_enhances_reflections_along_the_axis():

@@ -9,6 +9,9 @@ structure with them.
 Physics:
 - widths: Thompson–Cox–Hastings pseudo-Voigt, Γ_G² = U tan²θ + V tanθ + W (Caglioti),
   Γ_L = X tanθ + Y / cosθ (strain, size), combined with TCH's 5th-order formula for Γ and η;
+  X and Y are the instrument's Lorentzian terms plus the sample's: a crystallite size L
+  (Scherrer, Y += K λ / L) and a microstrain ε (Stokes–Wilson, X += 4 ε), both in radians →
+  degrees. Size and strain are properties of the sample, drawn for every instrument;
 - zero shift Δ2θ = z, specimen displacement Δ2θ = −2 s cosθ / R (rad), R the goniometer radius;
 - Kα2: sin θ₂ = (λ₂/λ₁) sin θ₁, intensity × ratio;
 - March–Dollase texture: P(α) = (r² cos²α + sin²α / r)^(−3/2), α between the reflection's
@@ -38,13 +41,19 @@ class AugmentSettings:
     lab_u: tuple[float, float] = (0.0, 0.03)
     lab_v: tuple[float, float] = (-0.015, 0.0)
     lab_w: tuple[float, float] = (0.002, 0.012)
-    lab_x: tuple[float, float] = (0.0, 0.08)
-    lab_y: tuple[float, float] = (0.0, 0.08)
+    lab_x: tuple[float, float] = (0.0, 0.02)
+    lab_y: tuple[float, float] = (0.0, 0.02)
     sync_u: tuple[float, float] = (0.0, 0.002)
     sync_v: tuple[float, float] = (-0.0005, 0.0)
     sync_w: tuple[float, float] = (2e-5, 2e-4)
     sync_x: tuple[float, float] = (0.0, 0.01)
     sync_y: tuple[float, float] = (0.0, 0.01)
+    # sample broadening: nanocrystalline powders (tens of nm) are common in the lab and give
+    # FWHMs of 0.3–1° 2θ; an instrument-only range would never show the model such patterns
+    size_nm: tuple[float, float] = (8.0, 1000.0)  # log-uniform crystallite size
+    scherrer_k: float = 0.9
+    p_strain: float = 0.5
+    strain: tuple[float, float] = (1e-4, 2e-3)  # log-uniform microstrain ε when strained
     p_ka2: float = 0.85  # lab tubes without a Kα1 monochromator
     zero_shift: float = 0.05  # deg, σ of a normal, clipped at 3σ
     displacement_mm: float = 0.1  # σ of the specimen displacement
@@ -66,14 +75,29 @@ def _uniform(rng, bounds) -> float:
     return float(rng.uniform(bounds[0], bounds[1]))
 
 
-def draw_augmentation(rng: np.random.Generator, settings: AugmentSettings | None = None) -> dict:
-    """One random set of instrument and sample effects (JSON-serialisable, recorded per pattern)."""
+def _log_uniform(rng, bounds) -> float:
+    return float(np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]))))
+
+
+def draw_augmentation(
+    rng: np.random.Generator,
+    settings: AugmentSettings | None = None,
+    wavelength: float = WAVELENGTHS["CuKa1"],
+) -> dict:
+    """One random set of instrument and sample effects (JSON-serialisable, recorded per pattern).
+
+    *wavelength* (Å) converts the drawn crystallite size into the Lorentzian width Y (deg).
+    """
     s = settings or AugmentSettings()
     sync = bool(rng.random() < s.p_synchrotron)
     pre = "sync" if sync else "lab"
     params: dict = {"instrument": "synchrotron" if sync else "lab"}
     for name in "uvwxy":
         params[name.upper()] = _uniform(rng, getattr(s, f"{pre}_{name}"))
+    params["size_nm"] = _log_uniform(rng, s.size_nm)
+    params["strain"] = _log_uniform(rng, s.strain) if rng.random() < s.p_strain else 0.0
+    params["Y"] += float(np.degrees(s.scherrer_k * wavelength / (10.0 * params["size_nm"])))
+    params["X"] += float(np.degrees(4.0 * params["strain"]))
     params["ka2"] = bool(not sync and rng.random() < s.p_ka2)
     params["ka2_ratio"] = _uniform(rng, (0.48, 0.52)) if params["ka2"] else 0.0
     scale = 0.2 if sync else 1.0

@@ -80,7 +80,7 @@ def simulate_item(item: StructureItem, index: int, settings: SimulationSettings)
             if settings.augment:
                 from xtal_cli.xrd.augment import augmented_profile, draw_augmentation
 
-                params = draw_augmentation(rng)
+                params = draw_augmentation(rng, wavelength=settings.wavelength)
                 profile = augmented_profile(
                     sticks,
                     settings.profile.grid(),
