@@ -395,7 +395,7 @@ FEATURES_REVISION = "pk2"
 
 
 def augmented_features(
-    source: Path, tag: str, copies: int, indexing: bool = False
+    source: Path, tag: str, copies: int, indexing: bool = False, jobs: int = 1
 ) -> tuple[list[Path], Path]:
     """Simulate (``--augment``, seed k) and featurize each copy; also sticks features of copy 0."""
     import hashlib
@@ -407,11 +407,12 @@ def augmented_features(
     tag = f"{tag}_{hashlib.sha1(digest).hexdigest()[:8]}"
     profiles = []
     suffix = f"_{FEATURES_REVISION}" + ("_idx" if indexing else "")
-    extra = ["--indexing"] if indexing else []
+    extra = (["--indexing"] if indexing else []) + ["-j", str(jobs)]
     for k in range(copies):
         pat = WORK / f"{tag}_aug_s{k}.h5"
         if not pat.exists():
-            _xtal("simulate", str(source), "--augment", "--seed", str(k), "--resume", output=pat)
+            _xtal("simulate", str(source), "--augment", "--seed", str(k), "--resume",
+                  "-j", str(jobs), output=pat)  # fmt: skip
         feat = WORK / f"{tag}_aug_s{k}_features{suffix}.h5"
         if not feat.exists():
             _xtal("featurize", str(pat), "--source", "profile", *extra, output=feat)
@@ -510,7 +511,7 @@ def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, t
 
     t_wall, cpu0 = time.perf_counter(), _cpu_self() + _cpu_children()
     source, tag = structure_source(shared, n)
-    profile_paths, sticks_path, file_cpu = augmented_features(source, tag, copies, indexing)
+    profile_paths, sticks_path, file_cpu = augmented_features(source, tag, copies, indexing, jobs)
     cpu_sim = _cpu_self() + _cpu_children() - cpu0
     models, info = {}, {}
     t0 = _cpu_self()

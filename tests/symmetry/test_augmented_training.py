@@ -101,6 +101,20 @@ def test_drawn_ka2_is_stripped_like_a_measured_scan(small_structures):
     assert windowed.n_found[0] == _n_strong(nacl, 20.0, 60.0)
 
 
+def test_parallel_featurize_gives_the_same_rows(small_structures, monkeypatch):
+    """-j 2 over chunks (two small chunks here) returns the rows of -j 1, in order."""
+    import xtal_cli.symmetry.features as features
+
+    nacl = small_structures["NaCl"]
+    draws = [_params(), _params(window=[20.0, 60.0]), _params(ka2=False, W=0.01)]
+    ps = _profile_set(nacl, draws)
+    monkeypatch.setattr(features, "_CHUNK", 2)
+    one = features.featurize_patterns(ps, source="profile", indexing=True)
+    two = features.featurize_patterns(ps, source="profile", indexing=True, n_jobs=2)
+    assert one.ids == two.ids and len(two) == 3
+    assert np.array_equal(one.X, two.X) and np.array_equal(one.coverage, two.coverage)
+
+
 def test_augmented_training_and_prediction_end_to_end(invoke, small_structures, tmp_path):
     from xtal_cli.xrd.augment import augmented_profile
 

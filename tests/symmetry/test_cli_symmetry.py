@@ -341,6 +341,11 @@ def test_indexing_columns_through_the_cli(invoke, trained, patterns_h5, small_st
     assert fs.X.shape[1] == 14 and fs.settings.indexing
     cubic = fs.labels["crystal_system"] == "cubic"
     assert np.all(fs.X[cubic, 11] == 1.0)  # NaCl and Si sticks index on their cubic cells
+    par = tmp_path / "idx_j2.h5"
+    assert invoke("featurize", patterns_h5, "--indexing", "-j", "2", "-o", par, "-q").exit_code == 0
+    assert np.array_equal(read_features(par).X, fs.X)
+    r = invoke("featurize", patterns_h5, "-j", "0", "-o", par)
+    assert r.exit_code == 2 and "--jobs" in r.stderr
     assert invoke("train-symmetry", feats, "-o", model, "--trees", "10", "-q").exit_code == 0
     scan = write_scan(tmp_path / "nacl.xy", sticks_of(small_structures["NaCl"]))
     r = invoke("predict-symmetry", model, scan, "--wavelength", "CuKa1", "--format", "json")

@@ -59,6 +59,9 @@ def featurize(
     prominence: float = typer.Option(
         None, "--prominence", help="Scans: absolute peak prominence (default: 4 noise σ)."
     ),
+    jobs: int = typer.Option(
+        1, "-j", "--jobs", help="Worker processes for a patterns file (-1: all cores)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     from xtal_cli.symmetry.features import (
@@ -69,6 +72,8 @@ def featurize(
     )
     from xtal_cli.symmetry.predict import _h5_kind, expand_inputs
 
+    if jobs == 0 or jobs < -1:
+        raise XtalError(f"--jobs {jobs}: use a positive number of workers, or -1 for all cores")
     if ka2 not in ("auto", "yes", "no"):
         raise XtalError(f"--ka2 {ka2!r}: use auto, yes or no")
     paths = expand_inputs(inputs)
@@ -92,6 +97,7 @@ def featurize(
                 indexing=indexing,
                 source=source,
                 progress=lambda: bar.advance(task),
+                n_jobs=jobs,
             )
         fs.attrs["source_file"] = str(h5s[0])
     else:

@@ -209,11 +209,13 @@ def featurize_patterns(
     source: str = "auto",
     peak_options: dict | None = None,
     progress=None,
+    n_jobs: int = 1,
 ) -> FeatureSet:
     """Features of a :class:`~xtal_cli.io.h5.PatternSet` from its sticks or its dense profiles.
 
     The window defaults to the file's 2θ range at the file's wavelength. ``source="profile"``
-    picks peaks in the profiles (as for measured data); ``"auto"`` uses sticks.
+    picks peaks in the profiles (as for measured data); ``"auto"`` uses sticks. *n_jobs* > 1
+    spreads chunks of patterns over joblib workers (the rows and their order are unchanged).
     """
     attrs = ps.attrs
     wavelength = float(attrs.get("wavelength", WAVELENGTHS["CuKa1"]))
@@ -236,33 +238,73 @@ def featurize_patterns(
         raise XtalError("the patterns file has no profiles; simulate with --profile or use sticks")
     if source not in ("sticks", "profile"):
         raise XtalError(f"unknown source {source!r}; use sticks or profile")
-    rows, failures, keep = [], list(ps.failures), []
     peak_options = dict(peak_options or {})
-    for i, pid in enumerate(ps.ids):
-        if source == "sticks":
-            row = peak_row(ps.sticks_two_theta[i], ps.sticks_intensity[i], wavelength, settings)
-        else:
-            grid, profile = ps.profile_grid, ps.profiles[i]
-            options, cov = profile_peak_options(ps, i, wavelength, peak_options)
-            if cov is not None:  # only the drawn window was "measured" (zeros elsewhere)
-                inside = (grid >= cov[0]) & (grid <= cov[1])
-                grid, profile = grid[inside], profile[inside]
-            try:
-                peaks = pick_peaks(grid, profile, **options)
-            except XtalError as exc:
-                failures.append((pid, "featurize", str(exc)))
-                continue
-            row = peak_row(peaks.two_theta, peaks.height, wavelength, settings, (grid[0], grid[-1]))
-        rows.append(row)
-        keep.append(i)
+    grid = ps.profile_grid if source == "profile" else None
+
+    def items():
+        for i in range(len(ps)):
+            if grid is None:
+                yield ps.sticks_two_theta[i], ps.sticks_intensity[i]
+            else:
+                yield (ps.profiles[i], *profile_peak_options(ps, i, wavelength, peak_options))
+
+    if n_jobs == 1:
+        results = (_pattern_row(item, grid, wavelength, settings) for item in items())
+    else:
+        results = _parallel_rows(items(), grid, wavelength, settings, n_jobs)
+    rows, failures, keep = [], list(ps.failures), []
+    for i, result in enumerate(results):
         if progress is not None:
             progress()
+        if isinstance(result, str):
+            failures.append((ps.ids[i], "featurize", result))
+            continue
+        rows.append(result)
+        keep.append(i)
     keep = np.asarray(keep, dtype=int)
     fs = _assemble([ps.ids[i] for i in keep], rows, settings, failures)
     fs.labels = {k: np.asarray(ps.labels[k])[keep] for k in _LABELS if k in ps.labels}
     fs.meta = {k: np.asarray(v)[keep] for k, v in ps.meta.items()}
     fs.attrs = {"source": source, **{f"peaks_{k}": v for k, v in peak_options.items()}}
     return fs
+
+
+_CHUNK = 256  # patterns per worker task: large enough to amortise the transfer
+
+
+def _pattern_row(item, grid, wavelength: float, settings: FeatureSettings) -> PeakRow | str:
+    """One pattern's row: *item* is ``(two_theta, intensity)`` of sticks when *grid* is None,
+    else ``(profile, peak options, coverage)``. A peak-picking failure comes back as its text."""
+    if grid is None:
+        return peak_row(item[0], item[1], wavelength, settings)
+    profile, options, cov = item
+    if cov is not None:  # only the drawn window was "measured" (zeros elsewhere)
+        inside = (grid >= cov[0]) & (grid <= cov[1])
+        grid, profile = grid[inside], profile[inside]
+    try:
+        peaks = pick_peaks(grid, profile, **options)
+    except XtalError as exc:
+        return str(exc)
+    return peak_row(peaks.two_theta, peaks.height, wavelength, settings, (grid[0], grid[-1]))
+
+
+def _chunk_rows(chunk, grid, wavelength, settings):
+    return [_pattern_row(item, grid, wavelength, settings) for item in chunk]
+
+
+def _parallel_rows(items, grid, wavelength, settings, n_jobs: int):
+    """:func:`_pattern_row` over joblib workers, in order, yielded as chunks finish."""
+    from itertools import islice
+
+    import joblib
+
+    def chunks():
+        while chunk := list(islice(items, _CHUNK)):
+            yield chunk
+
+    tasks = (joblib.delayed(_chunk_rows)(c, grid, wavelength, settings) for c in chunks())
+    for rows in joblib.Parallel(n_jobs=n_jobs, return_as="generator")(tasks):
+        yield from rows
 
 
 def profile_peak_options(ps, i: int, wavelength: float, peak_options: dict):
