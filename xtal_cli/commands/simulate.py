@@ -58,8 +58,9 @@ def simulate(
     augment: bool = typer.Option(
         False,
         "--augment",
-        help="Profiles with random per-pattern instrument/sample effects (widths, Kα2, shifts, "
-        "background, noise, texture, impurities, 2θ window); draws stored in extra/augment.",
+        help="Profiles with random per-pattern instrument/sample effects (widths, crystallite "
+        "size, strain, Kα2, shifts, background, noise, texture, impurities, 2θ window); draws "
+        "stored in extra/augment.",
     ),
     limit: int = typer.Option(None, "--limit", help="Only the first N structures."),
     seed: int = typer.Option(0, "--seed", help="Seed for random crystals and noise."),
