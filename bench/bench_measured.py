@@ -13,8 +13,9 @@ Symmetry models on real scans (``--symmetry``): two extra-trees models are train
 Materials Project structures, (a) on ideal sticks (the default ``xtal featurize``) and (b) on
 augmented profiles (``xtal simulate --augment``, several copies with different seeds, featurized
 with ``--source profile``: the same peak picking and Kα2 stripping as a measured scan). With
-``--indexing`` (default) the features carry the cubic/tetragonal/hexagonal indexing scores, and
-the same rows without them train two more models (``*_plain``) in the same run. Each scan
+``--indexing`` (the default; ``--no-indexing``: the published features only) the features
+carry the cubic/tetragonal/hexagonal indexing scores, and the same rows without them train two
+more models (``*_plain``) in the same run. Each scan
 is featurized as ``xtal predict-symmetry`` does it (lab Cu Kα1+Kα2, Kα2 stripped) and the ranks of
 the true crystal system and space group are reported. The truth is the set of space groups of
 all candidate CIFs with the scan's formula (ambiguous polymorphs stay a set); a second, stricter
@@ -394,17 +395,21 @@ def structure_source(shared: Path, n: int | None) -> tuple[Path, str]:
 FEATURES_REVISION = "pk2"
 
 
-def augmented_features(
-    source: Path, tag: str, copies: int, indexing: bool = False, jobs: int = 1
-) -> tuple[list[Path], Path]:
-    """Simulate (``--augment``, seed k) and featurize each copy; also sticks features of copy 0."""
+def augment_digest() -> str:
+    """The augmentation ranges, hashed into the work-file names: changing them never reuses
+    old files."""
     import hashlib
 
     from xtal_cli.xrd.augment import settings_dict
 
-    # the augmentation ranges are part of the file names: changing them never reuses old files
-    digest = json.dumps(settings_dict(), sort_keys=True).encode()
-    tag = f"{tag}_{hashlib.sha1(digest).hexdigest()[:8]}"
+    return hashlib.sha1(json.dumps(settings_dict(), sort_keys=True).encode()).hexdigest()[:8]
+
+
+def augmented_features(
+    source: Path, tag: str, copies: int, indexing: bool = False, jobs: int = 1
+) -> tuple[list[Path], Path]:
+    """Simulate (``--augment``, seed k) and featurize each copy; also sticks features of copy 0."""
+    tag = f"{tag}_{augment_digest()}"
     profiles = []
     suffix = f"_{FEATURES_REVISION}" + ("_idx" if indexing else "")
     extra = (["--indexing"] if indexing else []) + ["-j", str(jobs)]
@@ -602,6 +607,36 @@ def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, t
     }
 
 
+def featurize_jobs(n: int, jobs: int) -> dict:
+    """Featurize the first *n* profiles of augmented copy 0 (``--source profile --indexing``)
+    with 1 and with *jobs* workers in the same run: the same rows, and the speed ratio."""
+    import dataclasses
+    import os
+
+    from xtal_cli.io.h5 import read_patterns
+    from xtal_cli.symmetry.features import featurize_patterns
+
+    ps = read_patterns(WORK / f"mp_all_{augment_digest()}_aug_s0.h5", structures=False)
+    cut = slice(0, n)
+    ps = dataclasses.replace(
+        ps, ids=ps.ids[cut], labels={k: v[cut] for k, v in ps.labels.items()},
+        lattice=ps.lattice[cut], structures=ps.structures[cut],
+        sticks_two_theta=ps.sticks_two_theta[cut], sticks_intensity=ps.sticks_intensity[cut],
+        sticks_hkl=ps.sticks_hkl[cut], meta={k: v[cut] for k, v in ps.meta.items()},
+        profiles=ps.profiles[cut], extra={k: v[cut] for k, v in ps.extra.items()}, failures=[],
+    )  # fmt: skip
+    warm = dataclasses.replace(ps, ids=ps.ids[:5], profiles=ps.profiles[:5])
+    featurize_patterns(warm, source="profile", indexing=True)  # numba cache, imports
+    out, rows = {"profiles": len(ps), "jobs": jobs, "cpu_count": os.cpu_count()}, {}
+    for j in (1, jobs):
+        t0 = time.perf_counter()
+        rows[j] = featurize_patterns(ps, source="profile", indexing=True, n_jobs=j)
+        out[f"s_j{j}"] = round(time.perf_counter() - t0, 2)
+    out["same_rows"] = bool(np.array_equal(rows[1].X, rows[jobs].X))
+    out["speedup"] = round(out["s_j1"] / out[f"s_j{jobs}"], 2)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symmetry", action="store_true", help="also the symmetry-model comparison")
@@ -612,8 +647,16 @@ def main() -> None:
     ap.add_argument("--sticks-all", type=Path, help="features/1 of all MP sticks (extra model)")
     ap.add_argument(
         "--indexing",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="features with indexing scores (and the same models without them)",
+    )
+    ap.add_argument(
+        "--featurize-jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time featurize -j 1 against -j J on N augmented profiles (copy 0)",
     )
     ap.add_argument("-j", "--jobs", type=int, default=1)
     ap.add_argument("--name", default="measured", help="results file name in bench/results")
@@ -630,6 +673,8 @@ def main() -> None:
             {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)},
             args.sticks_all, args.indexing,
         )  # fmt: skip
+    if args.featurize_jobs:
+        result["featurize_jobs"] = featurize_jobs(args.featurize_jobs, max(args.jobs, 2))
     if previous.exists():  # keep what this run did not redo (last comparison, variants tried)
         old = json.loads(previous.read_text())
         for key, value in old.items():
