@@ -120,21 +120,15 @@ def merge_unresolved(tt: np.ndarray, inten: np.ndarray, width, factor: float = 1
     return pos, np.array([inten[g].sum() for g in groups]), groups
 
 
-def match_fraction(ref_tt, picked, *, scale_fit: bool = False, wavelength: float = 1.540562,
-                   tol: float = 0.1) -> tuple[float, float]:  # fmt: skip
-    """Best fraction of *ref_tt* within *tol* of a picked peak over zero shifts in ±0.3°
-    (``scale_fit``: also one isotropic lattice scale in ±2 %, the former crude cell model)."""
+def match_fraction(ref_tt, picked, *, tol: float = 0.1, step: float = 0.005):
+    """Best fraction of *ref_tt* within *tol* of a picked peak over zero shifts in ±0.3° (grid
+    *step*), and that zero shift: ``(fraction, zero)``."""
     best = (0.0, 0.0)
-    scales = np.linspace(0.98, 1.02, 81) if scale_fit else [1.0]
-    for s in scales:
-        # a lattice scale s multiplies d; recompute 2θ
-        sin = np.sin(np.radians(ref_tt) / 2) / s
-        tt = 2 * np.degrees(np.arcsin(np.clip(sin, -1, 1)))
-        for z in np.arange(-0.3, 0.3001, 0.005):
-            d = np.min(np.abs(tt[:, None] - (picked[None, :] - z)), axis=1)
-            f = float(np.mean(d <= tol))
-            if f > best[0]:
-                best = (f, float(z))
+    for z in np.arange(-0.3, 0.3001, step):
+        d = np.min(np.abs(ref_tt[:, None] - (picked[None, :] - z)), axis=1)
+        f = float(np.mean(d <= tol))
+        if f > best[0]:
+            best = (f, float(z))
     return best
 
 
@@ -221,12 +215,9 @@ class CellModel:
         best = (-1.0, 0.0, zero0)
         for s in np.linspace(-self.bound, self.bound, 61):
             x = np.array([s if j < 3 else 0.0 for j in self.free])
-            pos = self.positions(x)[strong]
-            for z in np.arange(-0.3, 0.3001, 0.01):
-                d = np.min(np.abs(pos[:, None] + z - picked[None, :]), axis=1)
-                f = float(np.mean(d <= 0.1)) - 1e-3 * abs(s)
-                if f > best[0]:
-                    best = (f, s, z)
+            f, z = match_fraction(self.positions(x)[strong], picked, step=0.01)
+            if f - 1e-3 * abs(s) > best[0]:  # the smallest scale change among equals
+                best = (f - 1e-3 * abs(s), s, z)
         x = np.array([best[1] if j < 3 else 0.0 for j in self.free])
         z = best[2]
         lb = np.r_[np.full(nfree, -self.bound), -0.3]
@@ -616,17 +607,19 @@ def featurize_jobs(n: int, jobs: int) -> dict:
     from xtal_cli.io.h5 import read_patterns
     from xtal_cli.symmetry.features import featurize_patterns
 
-    ps = read_patterns(WORK / f"mp_all_{augment_digest()}_aug_s0.h5", structures=False)
-    cut = slice(0, n)
-    ps = dataclasses.replace(
-        ps, ids=ps.ids[cut], labels={k: v[cut] for k, v in ps.labels.items()},
-        lattice=ps.lattice[cut], structures=ps.structures[cut],
-        sticks_two_theta=ps.sticks_two_theta[cut], sticks_intensity=ps.sticks_intensity[cut],
-        sticks_hkl=ps.sticks_hkl[cut], meta={k: v[cut] for k, v in ps.meta.items()},
-        profiles=ps.profiles[cut], extra={k: v[cut] for k, v in ps.extra.items()}, failures=[],
-    )  # fmt: skip
-    warm = dataclasses.replace(ps, ids=ps.ids[:5], profiles=ps.profiles[:5])
-    featurize_patterns(warm, source="profile", indexing=True)  # numba cache, imports
+    full = read_patterns(WORK / f"mp_all_{augment_digest()}_aug_s0.h5", structures=False)
+
+    def head(m: int):
+        """The first *m* patterns (what featurizing profiles reads)."""
+        cut = slice(0, m)
+        return dataclasses.replace(
+            full, ids=full.ids[cut], labels={k: v[cut] for k, v in full.labels.items()},
+            meta={k: v[cut] for k, v in full.meta.items()}, profiles=full.profiles[cut],
+            extra={k: v[cut] for k, v in full.extra.items()}, failures=[],
+        )  # fmt: skip
+
+    featurize_patterns(head(5), source="profile", indexing=True)  # numba cache, imports
+    ps = head(n)
     out, rows = {"profiles": len(ps), "jobs": jobs, "cpu_count": os.cpu_count()}, {}
     for j in (1, jobs):
         t0 = time.perf_counter()

@@ -104,7 +104,7 @@ def draw_augmentation(
     params["zero_shift"] = float(np.clip(rng.normal(0, s.zero_shift * scale), -0.15, 0.15))
     params["displacement_mm"] = 0.0 if sync else float(rng.normal(0, s.displacement_mm))
     params["radius_mm"] = s.radius_mm
-    params["counts"] = float(np.exp(rng.uniform(np.log(s.counts[0]), np.log(s.counts[1]))))
+    params["counts"] = _log_uniform(rng, s.counts)
     if sync:
         params["counts"] *= 10.0
     params["background_level"] = _uniform(rng, s.background_level)
