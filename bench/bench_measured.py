@@ -15,7 +15,9 @@ augmented profiles (``xtal simulate --augment``, several copies with different s
 with ``--source profile``: the same peak picking and Kα2 stripping as a measured scan). With
 ``--indexing`` (the default; ``--no-indexing``: the published features only) the features
 carry the cubic/tetragonal/hexagonal indexing scores, and the same rows without them train two
-more models (``*_plain``) in the same run. Each scan
+more models (``*_plain``) in the same run. ``--lattices`` gives the scores per Bravais lattice
+(``featurize --lattices``), and the same rows folded to one score per system train two more
+(``*_systems``): what the centrings add, measured on identical peak lists. Each scan
 is featurized as ``xtal predict-symmetry`` does it (lab Cu Kα1+Kα2, Kα2 stripped) and the ranks of
 the true crystal system and space group are reported. The truth is the set of space groups of
 all candidate CIFs with the scan's formula (ambiguous polymorphs stay a set); a second, stricter
@@ -314,6 +316,7 @@ def peak_picking(shared: Path) -> tuple[dict, list[dict]]:
             "zero_shift": round(best["zero_shift"], 3),
             "missed_zero_only": best["missed_zero_only"],
             "reference_cell": best_cell["cif"], "crystal_system": best_cell["crystal_system"],
+            "n_strong_cell": best_cell["n_strong"],
             "matched_zero_cell": round(best_cell["matched_zero_cell"], 3),
             "zero_shift_cell": round(best_cell["zero_shift_cell"], 3),
             "cell_change_pct": best_cell["cell_change_pct"],
@@ -331,6 +334,9 @@ def peak_picking(shared: Path) -> tuple[dict, list[dict]]:
         "mean_matched_zero_cell": round(float(cell.mean()), 3),
         "scans_at_least_90pct_zero_only": int((zero >= 0.9).sum()),
         "scans_at_least_90pct_zero_cell": int((cell >= 0.9).sum()),
+        # every reflection >= 5 % of every scan counted once: the fraction of all strong lines
+        "pooled_matched_zero_only": _pooled(rows, "n_strong", "matched_zero"),
+        "pooled_matched_zero_cell": _pooled(rows, "n_strong_cell", "matched_zero_cell"),
         "n_scans": len(rows),
         "pick_ms_median": round(1000 * float(np.median(t_pick)), 1),
         "per_scan": rows,
@@ -341,6 +347,12 @@ def peak_picking(shared: Path) -> tuple[dict, list[dict]]:
 # ----------------------------------------------------------------------------- symmetry models
 
 XTAL = [sys.executable, "-m", "xtal_cli"]
+
+
+def _pooled(rows: list[dict], n_key: str, frac_key: str) -> float:
+    n = np.array([r[n_key] for r in rows], dtype=float)
+    matched = np.round(n * np.array([r[frac_key] for r in rows]))
+    return round(float(matched.sum() / n.sum()), 3)
 
 
 def _cpu_children() -> float:
@@ -397,13 +409,16 @@ def augment_digest() -> str:
 
 
 def augmented_features(
-    source: Path, tag: str, copies: int, indexing: bool = False, jobs: int = 1
+    source: Path, tag: str, copies: int, indexing: str = "none", jobs: int = 1
 ) -> tuple[list[Path], Path]:
     """Simulate (``--augment``, seed k) and featurize each copy; also sticks features of copy 0."""
     tag = f"{tag}_{augment_digest()}"
     profiles = []
-    suffix = f"_{FEATURES_REVISION}" + ("_idx" if indexing else "")
-    extra = (["--indexing"] if indexing else []) + ["-j", str(jobs)]
+    suffix = (
+        f"_{FEATURES_REVISION}" + {"none": "", "systems": "_idx", "lattices": "_lat2"}[indexing]
+    )
+    extra = {"none": [], "systems": ["--indexing"], "lattices": ["--lattices"]}[indexing]
+    extra = extra + ["-j", str(jobs)]
     for k in range(copies):
         pat = WORK / f"{tag}_aug_s{k}.h5"
         if not pat.exists():
@@ -444,8 +459,25 @@ def without_indexing(fs):
     import dataclasses
 
     out = copy.copy(fs)
-    out.settings = dataclasses.replace(fs.settings, indexing=False)
+    out.settings = dataclasses.replace(fs.settings, indexing=False, lattices=False)
     out.X = fs.X[:, : out.settings.n_features]
+    return out
+
+
+def systems_only(fs):
+    """The same rows with the per-lattice scores folded to one per system (best centring)."""
+    import copy
+    import dataclasses
+
+    from xtal_cli.symmetry.indexing import LATTICES, SYSTEMS
+
+    out = copy.copy(fs)
+    out.settings = dataclasses.replace(fs.settings, lattices=False)
+    start = fs.settings.n_peaks + 1
+    lat = fs.X[:, start : start + len(LATTICES)]  # the fractions (then the line ratios)
+    folded = [lat[:, [j for j, (k, _) in enumerate(LATTICES) if k == kind]].max(axis=1)
+              for kind in SYSTEMS]  # fmt: skip
+    out.X = np.column_stack([fs.X[:, :start], *folded])
     return out
 
 
@@ -502,7 +534,7 @@ def rank_of(truth: set, ranking: list) -> int | None:
 
 def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, trees: int,
                   jobs: int, params: dict, sticks_all: Path | None,
-                  indexing: bool = False) -> dict:  # fmt: skip
+                  indexing: str = "none") -> dict:  # fmt: skip
     from xtal_cli.symmetry.features import featurize_scans, read_features, read_scan_with
 
     t_wall, cpu0 = time.perf_counter(), _cpu_self() + _cpu_children()
@@ -514,9 +546,12 @@ def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, t
     sticks_fs, aug_fs = read_features(sticks_path), concat_features(profile_paths)
     models["sticks"], info["sticks"] = train_model(sticks_fs, trees, jobs, params)
     models["augmented"], info["augmented"] = train_model(aug_fs, trees, jobs, params)
-    if indexing:  # the same rows without the indexing columns: what do they add?
+    if indexing != "none":  # the same rows without the indexing columns: what do they add?
         for key, fs in (("sticks_plain", sticks_fs), ("augmented_plain", aug_fs)):
             models[key], info[key] = train_model(without_indexing(fs), trees, jobs, params)
+    if indexing == "lattices":  # and with one score per system: what does the centring add?
+        for key, fs in (("sticks_systems", sticks_fs), ("augmented_systems", aug_fs)):
+            models[key], info[key] = train_model(systems_only(fs), trees, jobs, params)
     if sticks_all is not None:  # reference: sticks of every MP structure (more data, no noise)
         models["sticks_all"], info["sticks_all"] = train_model(
             read_features(sticks_all), trees, jobs, params
@@ -645,6 +680,11 @@ def main() -> None:
         help="features with indexing scores (and the same models without them)",
     )
     ap.add_argument(
+        "--lattices",
+        action="store_true",
+        help="indexing scores per Bravais lattice (and the same models with one per system)",
+    )
+    ap.add_argument(
         "--featurize-jobs",
         type=int,
         default=0,
@@ -664,7 +704,8 @@ def main() -> None:
         result["symmetry"] = symmetry_eval(
             shared, picks, args.structures or None, args.copies, args.trees, args.jobs,
             {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)},
-            args.sticks_all, args.indexing,
+            args.sticks_all,
+            "lattices" if args.lattices else ("systems" if args.indexing else "none"),
         )  # fmt: skip
     if args.featurize_jobs:
         result["featurize_jobs"] = featurize_jobs(args.featurize_jobs, max(args.jobs, 2))

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from xtal_cli.symmetry.features import FeatureSettings, peak_row, read_features, write_features
-from xtal_cli.symmetry.indexing import SYSTEMS, indexing_scores
+from xtal_cli.symmetry.indexing import (
+    LATTICE_FEATURES,
+    LATTICE_SYMBOLS,
+    LATTICES,
+    SYSTEMS,
+    indexing_scores,
+)
 
 from .conftest import CU
 
@@ -125,6 +131,72 @@ def test_features_carry_the_scores(lattices, tmp_path):
     write_features(tmp_path / "f.h5", fs)
     back = read_features(tmp_path / "f.h5")
     assert back.settings.indexing is True
+    np.testing.assert_array_equal(back.X, fs.X)
+
+
+@pytest.mark.parametrize("name", ["cubic F", "tetragonal I", "hexagonal P", "rhombohedral"])
+def test_lattice_scores_fold_into_the_system_scores(lattices, name):
+    lattice, centring = lattices[name]
+    tt = lines(lattice, centring)
+    per = indexing_scores(tt, CU, lattices=True)[: len(LATTICES)]
+    assert len(per) == len(LATTICE_SYMBOLS) == 7
+    folded = [max(v for (k, _), v in zip(LATTICES, per) if k == kind) for kind in SYSTEMS]
+    np.testing.assert_array_equal(folded, indexing_scores(tt, CU))
+
+
+def test_rhombohedral_centring_is_told_from_primitive_hexagonal(lattices):
+    # R-3m (LiCoO2-like) lines obey −h+k+l = 3n; a P hexagonal cell's lines do not, so the hR
+    # score separates trigonal R from hexagonal P where the system score cannot
+    hr = dict(
+        zip(LATTICE_SYMBOLS, indexing_scores(lines(*lattices["rhombohedral"]), CU, lattices=True))
+    )
+    hp = dict(
+        zip(LATTICE_SYMBOLS, indexing_scores(lines(*lattices["hexagonal P"]), CU, lattices=True))
+    )
+    assert hr["hR"] == hr["hP"] == 1.0
+    assert hp["hP"] == 1.0 and hp["hR"] < 0.8
+
+
+@pytest.mark.parametrize(
+    "name, symbol",
+    [("cubic F", "cF"), ("cubic I", "cI"), ("tetragonal P", "tP"), ("tetragonal I", "tI"),
+     ("hexagonal P", "hP"), ("rhombohedral", "hR")],
+)  # fmt: skip
+def test_the_true_lattice_indexes_most_economically(lattices, name, symbol):
+    # every cubic lattice indexes a cubic pattern (a centred cell twice the size, or the
+    # primitive cell with the absent lines to spare); the line ratio says which one it is
+    per = indexing_scores(lines(*lattices[name]), CU, lattices=True)
+    frac, ratio = per[: len(LATTICES)], per[len(LATTICES) :]
+    j = LATTICE_SYMBOLS.index(symbol)
+    others = np.delete(ratio, j)[np.delete(frac, j) == 1.0]  # lattices that index it all too
+    assert frac[j] == 1.0 and ratio[j] >= 0.8 and np.all(others < ratio[j])
+
+
+def test_lattice_features_round_trip(lattices, tmp_path):
+    from xtal_cli.symmetry.features import FeatureSet
+    from xtal_cli.symmetry.predict import compare_settings
+
+    tt = lines(*lattices["rhombohedral"], n=40)
+    systems, per = FeatureSettings(indexing=True), FeatureSettings(indexing=True, lattices=True)
+    row = peak_row(tt, np.ones_like(tt), CU, per)
+    assert per.n_features == systems.n_features + 11
+    symbols = ("cP", "cI", "cF", "tP", "tI", "hP", "hR")
+    assert per.feature_names[-14:] == list(LATTICE_FEATURES)
+    assert list(LATTICE_FEATURES) == [f"index_{s}" for s in symbols] + [
+        f"n_ratio_{s}" for s in symbols
+    ]
+    assert row.values[-8] == 1.0  # index_hR
+    assert "lattices" in compare_settings(per, systems)
+    fs = FeatureSet(
+        ids=["a"],
+        X=row.values[None, :],
+        settings=per,
+        n_found=np.array([row.n_found]),
+        coverage=np.array([row.coverage]),
+    )
+    write_features(tmp_path / "f.h5", fs)
+    back = read_features(tmp_path / "f.h5")
+    assert back.settings.lattices is True and back.settings == per
     np.testing.assert_array_equal(back.X, fs.X)
 
 

@@ -45,6 +45,11 @@ def featurize(
         "--indexing/--no-indexing",
         help="Append how well the peaks index on a cubic, tetragonal, hexagonal cell.",
     ),
+    lattices: bool = typer.Option(
+        False,
+        "--lattices",
+        help="Indexing scores per Bravais lattice (cP cI cF tP tI hP hR); implies --indexing.",
+    ),
     source: str = typer.Option(
         "auto", "--source", help="For patterns files: sticks (auto) or profile (peak picking)."
     ),
@@ -74,6 +79,7 @@ def featurize(
 
     if jobs == 0 or jobs < -1:
         raise XtalError(f"--jobs {jobs}: use a positive number of workers, or -1 for all cores")
+    indexing = indexing or lattices
     if ka2 not in ("auto", "yes", "no"):
         raise XtalError(f"--ka2 {ka2!r}: use auto, yes or no")
     paths = expand_inputs(inputs)
@@ -95,6 +101,7 @@ def featurize(
                 two_theta_range=(two_theta_min, two_theta_max),
                 resolution=resolution,
                 indexing=indexing,
+                lattices=lattices,
                 source=source,
                 progress=lambda: bar.advance(task),
                 n_jobs=jobs,
@@ -117,6 +124,7 @@ def featurize(
             two_theta_max=90.0 if two_theta_max is None else two_theta_max,
             resolution=resolution,
             indexing=indexing,
+            lattices=lattices,
         )
         for scan in scans:
             scan.meta.setdefault("id", str(scan.path))

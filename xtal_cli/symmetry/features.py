@@ -51,6 +51,7 @@ class FeatureSettings:
     two_theta_max: float = 90.0
     resolution: float = DEFAULT_RESOLUTION  # degrees 2θ: closer peaks count as one
     indexing: bool = False  # append cubic / tetragonal / hexagonal indexing scores
+    lattices: bool = False  # with indexing: two scores per Bravais lattice (cP ... hR) instead
 
     def __post_init__(self):
         if self.unit not in UNITS:
@@ -81,9 +82,12 @@ class FeatureSettings:
     def feature_names(self) -> list[str]:
         names = [f"peak_{i + 1}" for i in range(self.n_peaks)] + ["n_peaks"]
         if self.indexing:
-            from xtal_cli.symmetry.indexing import SYSTEMS
+            from xtal_cli.symmetry.indexing import LATTICE_FEATURES, SYSTEMS
 
-            names += [f"index_{system}" for system in SYSTEMS]
+            if self.lattices:
+                names += list(LATTICE_FEATURES)
+            else:
+                names += [f"index_{system}" for system in SYSTEMS]
         return names
 
     @property
@@ -101,8 +105,9 @@ class FeatureSettings:
     def from_attrs(cls, attrs: dict) -> FeatureSettings:
         names = cls.__dataclass_fields__
         kw = {k: attrs[k] for k in names if k in attrs}
-        if "indexing" in kw:  # HDF5 gives numpy booleans
-            kw["indexing"] = bool(kw["indexing"])
+        for flag in ("indexing", "lattices"):  # HDF5 gives numpy booleans
+            if flag in kw:
+                kw[flag] = bool(kw[flag])
         return cls(**kw)
 
 
@@ -151,7 +156,9 @@ def peak_row(
     if settings.indexing:
         from xtal_cli.symmetry.indexing import indexing_scores
 
-        values[settings.n_peaks + 1 :] = indexing_scores(tt, settings.wavelength)
+        values[settings.n_peaks + 1 :] = indexing_scores(
+            tt, settings.wavelength, lattices=settings.lattices
+        )
     if coverage is None:
         cov = (settings.two_theta_min, settings.two_theta_max)
     else:
@@ -206,6 +213,7 @@ def featurize_patterns(
     two_theta_range: tuple[float | None, float | None] = (None, None),
     resolution: float = DEFAULT_RESOLUTION,
     indexing: bool = False,
+    lattices: bool = False,
     source: str = "auto",
     peak_options: dict | None = None,
     progress=None,
@@ -231,6 +239,7 @@ def featurize_patterns(
         two_theta_max=float(hi),
         resolution=resolution,
         indexing=indexing,
+        lattices=lattices,
     )
     if source == "auto":
         source = "sticks"

@@ -42,6 +42,16 @@ COARSE = 2.5  # the trial cells are ranked with this multiple of the tolerance
 # R obverse −h+k+l = 3n, hexagonal axes). Counting only the allowed lines keeps a centred
 # cell within the line budget.
 CENTRINGS = {"cubic": ("P", "I", "F"), "tetragonal": ("P", "I"), "hexagonal": ("P", "R")}
+# The same seven as Bravais lattices (cP cI cF tP tI hP hR), scored one by one. The indexed
+# fraction alone rarely tells a centring apart (a primitive pattern indexes on a centred cell
+# twice its size, and a centred one on the primitive cell), so each lattice also reports how
+# economical its best cell is: indexed lines per calculated line (N_obs/N_calc, the line count
+# in de Wolff's M20). The right lattice indexes every line with few calculated ones to spare.
+LATTICES = tuple((kind, c) for kind in SYSTEMS for c in CENTRINGS[kind])
+LATTICE_SYMBOLS = tuple(f"{kind[0]}{c}" for kind, c in LATTICES)
+LATTICE_FEATURES = tuple(f"index_{x}" for x in LATTICE_SYMBOLS) + tuple(
+    f"n_ratio_{x}" for x in LATTICE_SYMBOLS
+)
 MAX_L = 12
 MAX_M = 400
 
@@ -138,44 +148,56 @@ def indexing_scores(
     tolerance: float = DEFAULT_TOLERANCE,
     n_lines: int = DEFAULT_N_LINES,
     max_lines_ratio: float = DEFAULT_MAX_LINES_RATIO,
+    lattices: bool = False,
 ) -> np.ndarray:
     """Best indexed fraction of the first *n_lines* lines for cubic, tetragonal, hexagonal.
 
     *two_theta* are peak positions (degrees) at *wavelength* (Å). Returns three numbers in
-    [0, 1] in the order of ``SYSTEMS``; fewer than three lines give zeros (nothing to test).
+    [0, 1] in the order of ``SYSTEMS`` (the best centring of each), or with *lattices*
+    fourteen: the fraction per Bravais lattice in the order of ``LATTICES``, then per lattice
+    the best cell's indexed lines per calculated line (``LATTICE_FEATURES``). Fewer than three
+    lines give zeros (nothing to test).
     """
     tt = np.sort(np.asarray(two_theta, float))
     tt = tt[np.isfinite(tt) & (tt > 0)][:n_lines]
-    out = np.zeros(len(SYSTEMS))
-    if len(tt) < 3:
-        return out
-    s = from_two_theta(tt, wavelength, "inv-d2")
-    g = _ds_d2theta(tt, wavelength)
-    tol = g * np.radians(tolerance)
-    budget = max_lines_ratio * len(s)
-    for k, kind in enumerate(SYSTEMS):
-        a, c = _trial_cells(kind, s)
-        for centring in CENTRINGS[kind]:
-            out[k] = max(out[k], _best_cell(_TABLES[kind, centring], s, g, tol, a, c, budget))
-    return out
+    per_lattice = np.zeros(len(LATTICES))
+    ratio = np.zeros(len(LATTICES))
+    if len(tt) >= 3:
+        s = from_two_theta(tt, wavelength, "inv-d2")
+        g = _ds_d2theta(tt, wavelength)
+        tol = g * np.radians(tolerance)
+        budget = max_lines_ratio * len(s)
+        trials = {kind: _trial_cells(kind, s) for kind in SYSTEMS}
+        for j, (kind, centring) in enumerate(LATTICES):
+            a, c = trials[kind]
+            per_lattice[j], ratio[j] = _best_cell(_TABLES[kind, centring], s, g, tol, a, c, budget)
+    if lattices:
+        return np.concatenate([per_lattice, ratio])
+    return np.array([max(v for (k, _), v in zip(LATTICES, per_lattice) if k == kind)
+                     for kind in SYSTEMS])  # fmt: skip
 
 
-def _best_cell(table, s, g, tol, a, c, budget) -> float:
-    """Best indexed fraction among the trial cells (refined) that stay within the line budget."""
+def _best_cell(table, s, g, tol, a, c, budget) -> tuple[float, float]:
+    """Best indexed fraction among the trial cells (refined) that stay within the line budget,
+    and the highest indexed-per-calculated line ratio among the cells that reach it."""
     uniaxial = c is not None
-    ok = _count_lines(table, a, c, s[-1]) <= budget
+    counts = _count_lines(table, a, c, s[-1])
+    ok = counts <= budget
     if not ok.any():
-        return 0.0
-    a, c = a[ok], (c[ok] if uniaxial else None)
+        return 0.0, 0.0
+    a, c, counts = a[ok], (c[ok] if uniaxial else None), counts[ok]
     if len(a) > N_KEPT:  # screen on the first lines, then test the promising cells fully
         n = min(len(s), N_SCREEN_LINES)
         calc, _, _ = _index_lines(table, s[:n], a, c)
         hits = np.sum(np.abs(calc - s[None, :n]) <= COARSE * tol[None, :n], axis=1)
         keep = np.argsort(-hits, kind="stable")[:N_KEPT]
-        a, c = a[keep], (c[keep] if uniaxial else None)
+        a, c, counts = a[keep], (c[keep] if uniaxial else None), counts[keep]
     calc, m, l2 = _index_lines(table, s, a, c)
     err = np.abs(calc - s[None, :])
-    best = float(np.mean(err <= tol[None, :], axis=1).max())
+    frac = np.mean(err <= tol[None, :], axis=1)
+    best = float(frac.max())
+    at = frac == best
+    ratio = float(np.max(best * len(s) / np.maximum(counts[at], 1)))
     coarse = np.mean(err <= COARSE * tol[None, :], axis=1)
     for j in np.argsort(-coarse, kind="stable")[:N_REFINED]:
         near = err[j] <= COARSE * tol
@@ -193,8 +215,14 @@ def _best_cell(table, s, g, tol, a, c, budget) -> float:
             continue
         ra = cell[:1]
         rc = cell[1:2] if uniaxial else None
-        if _count_lines(table, ra, rc, corrected[-1])[0] > budget:
+        n_calc = _count_lines(table, ra, rc, corrected[-1])[0]
+        if n_calc > budget:
             continue
         rcalc, _, _ = _index_lines(table, corrected, ra, rc)
-        best = max(best, float(np.mean(np.abs(rcalc[0] - corrected) <= tol)))
-    return best
+        f = float(np.mean(np.abs(rcalc[0] - corrected) <= tol))
+        r = f * len(s) / max(n_calc, 1)
+        if f > best:
+            best, ratio = f, r
+        elif f == best:
+            ratio = max(ratio, r)
+    return best, min(ratio, 1.0)

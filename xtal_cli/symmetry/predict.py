@@ -266,7 +266,7 @@ def _refeaturize(ps, settings: FeatureSettings) -> FeatureSet:
 def compare_settings(found: FeatureSettings, model: FeatureSettings) -> str:
     """'' when features made with *found* can go into a model trained with *model*."""
     diffs = []
-    for name in ("unit", "n_peaks", "min_intensity", "resolution", "indexing"):
+    for name in ("unit", "n_peaks", "min_intensity", "resolution", "indexing", "lattices"):
         a, b = getattr(found, name), getattr(model, name)
         if a != b:
             diffs.append(f"{name} {a} (the model uses {b})")
