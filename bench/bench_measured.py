@@ -453,32 +453,31 @@ def concat_features(paths: list[Path]):
     return first
 
 
-def without_indexing(fs):
-    """The same rows with the indexing columns dropped (the published features only)."""
+def _with_columns(fs, X: np.ndarray, **settings):
+    """The same rows as *fs* with feature matrix *X* and the settings changed to describe it."""
     import copy
     import dataclasses
 
     out = copy.copy(fs)
-    out.settings = dataclasses.replace(fs.settings, indexing=False, lattices=False)
-    out.X = fs.X[:, : out.settings.n_features]
+    out.settings = dataclasses.replace(fs.settings, **settings)
+    out.X = X
+    assert X.shape[1] == out.settings.n_features
     return out
+
+
+def without_indexing(fs):
+    """The same rows with the indexing columns dropped (the published features only)."""
+    start = fs.settings.n_peaks + 1
+    return _with_columns(fs, fs.X[:, :start], indexing=False, lattices=False)
 
 
 def systems_only(fs):
     """The same rows with the per-lattice scores folded to one per system (best centring)."""
-    import copy
-    import dataclasses
+    from xtal_cli.symmetry.indexing import fold_to_systems
 
-    from xtal_cli.symmetry.indexing import LATTICES, SYSTEMS
-
-    out = copy.copy(fs)
-    out.settings = dataclasses.replace(fs.settings, lattices=False)
     start = fs.settings.n_peaks + 1
-    lat = fs.X[:, start : start + len(LATTICES)]  # the fractions (then the line ratios)
-    folded = [lat[:, [j for j, (k, _) in enumerate(LATTICES) if k == kind]].max(axis=1)
-              for kind in SYSTEMS]  # fmt: skip
-    out.X = np.column_stack([fs.X[:, :start], *folded])
-    return out
+    X = np.column_stack([fs.X[:, :start], fold_to_systems(fs.X[:, start:])])
+    return _with_columns(fs, X, lattices=False)
 
 
 def train_model(fs, trees: int, jobs: int, params: dict):

@@ -9,7 +9,9 @@ window) are filled with the window's far edge: "the next peak lies beyond what w
 
 With ``indexing`` on, three more numbers follow: how well the peak list indexes on a cubic,
 tetragonal and hexagonal cell (:mod:`xtal_cli.symmetry.indexing`), which do not depend on the
-index of a peak in the list and so survive a missed or an extra weak peak.
+index of a peak in the list and so survive a missed or an extra weak peak. With ``lattices``
+also on, fourteen instead: the indexed fraction and the indexed-per-calculated line ratio of
+each Bravais lattice (cP cI cF tP tI hP hR).
 
 Peaks closer than ``resolution`` (° 2θ) are merged, and only peaks with at least
 ``min_intensity`` percent of the strongest peak in the window count (0 by default: every

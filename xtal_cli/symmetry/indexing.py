@@ -3,12 +3,13 @@
 Peak positions alone leave the crystal system to be learnt from where the first few peaks fall;
 one missed or one extra weak peak in a measured scan shifts every later position. Powder
 indexing asks the question directly: is there a small cell of this system whose allowed
-reflections account for the observed lines? These features give, per system, the fraction of
-the lowest-angle lines (up to ``n_lines``) that the best such cell indexes within a 2θ
-tolerance, in the spirit of the trial-and-error indexing programs (Werner's TREOR, Louër's
-DICVOL) but deliberately small: the trial cells come from assigning low indices to the first
-lines, and a cell is only admitted when it predicts few lines (at most ``max_lines_ratio`` times
-the observed ones), so that a huge cell cannot index everything by chance.
+reflections account for the observed lines? These features give, per system (or per Bravais
+lattice, with the line ratio beside: ``lattices=True``), the fraction of the lowest-angle
+lines (up to ``n_lines``) that the best such cell indexes within a 2θ tolerance, in the spirit
+of the trial-and-error indexing programs (Werner's TREOR, Louër's DICVOL) but deliberately
+small: the trial cells come from assigning low indices to the first lines, and a cell is only
+admitted when it predicts few lines (at most ``max_lines_ratio`` times the observed ones), so
+that a huge cell cannot index everything by chance.
 
 In 1/d² (s) the systems are:
 
@@ -171,10 +172,17 @@ def indexing_scores(
         for j, (kind, centring) in enumerate(LATTICES):
             a, c = trials[kind]
             per_lattice[j], ratio[j] = _best_cell(_TABLES[kind, centring], s, g, tol, a, c, budget)
-    if lattices:
-        return np.concatenate([per_lattice, ratio])
-    return np.array([max(v for (k, _), v in zip(LATTICES, per_lattice) if k == kind)
-                     for kind in SYSTEMS])  # fmt: skip
+    return np.concatenate([per_lattice, ratio]) if lattices else fold_to_systems(per_lattice)
+
+
+def fold_to_systems(per_lattice: np.ndarray) -> np.ndarray:
+    """Per-lattice fractions (last axis in the order of ``LATTICES``; any line ratios after
+    them are ignored) → one per system in the order of ``SYSTEMS``: the best centring."""
+    per_lattice = np.asarray(per_lattice)
+    return np.stack(
+        [per_lattice[..., [j for j, (k, _) in enumerate(LATTICES) if k == kind]].max(axis=-1)
+         for kind in SYSTEMS], axis=-1,
+    )  # fmt: skip
 
 
 def _best_cell(table, s, g, tol, a, c, budget) -> tuple[float, float]:
