@@ -37,6 +37,21 @@ def lines(lattice, centring="P", n=20, tt_max=90.0):
     return tt[tt <= tt_max][:n]
 
 
+def written_and_read(row, settings, tmp_path):
+    """One feature row through a features/1 file and back."""
+    from xtal_cli.symmetry.features import FeatureSet
+
+    fs = FeatureSet(
+        ids=["a"],
+        X=row.values[None, :],
+        settings=settings,
+        n_found=np.array([row.n_found]),
+        coverage=np.array([row.coverage]),
+    )
+    write_features(tmp_path / "f.h5", fs)
+    return read_features(tmp_path / "f.h5")
+
+
 def scores(tt):
     return dict(zip(SYSTEMS, indexing_scores(tt, CU)))
 
@@ -106,7 +121,6 @@ def test_too_few_lines_give_zeros():
 
 
 def test_features_carry_the_scores(lattices, tmp_path):
-    from xtal_cli.symmetry.features import FeatureSet
     from xtal_cli.symmetry.predict import compare_settings
 
     lattice, centring = lattices["hexagonal P"]
@@ -121,17 +135,9 @@ def test_features_carry_the_scores(lattices, tmp_path):
     assert row.values[-1] == 1.0  # hexagonal
     assert "indexing" in compare_settings(indexed, plain)
 
-    fs = FeatureSet(
-        ids=["a"],
-        X=row.values[None, :],
-        settings=indexed,
-        n_found=np.array([row.n_found]),
-        coverage=np.array([row.coverage]),
-    )
-    write_features(tmp_path / "f.h5", fs)
-    back = read_features(tmp_path / "f.h5")
+    back = written_and_read(row, indexed, tmp_path)
     assert back.settings.indexing is True
-    np.testing.assert_array_equal(back.X, fs.X)
+    np.testing.assert_array_equal(back.X, row.values[None, :])
 
 
 @pytest.mark.parametrize("name", ["cubic F", "tetragonal I", "hexagonal P", "rhombohedral"])
@@ -173,7 +179,6 @@ def test_the_true_lattice_indexes_most_economically(lattices, name, symbol):
 
 
 def test_lattice_features_round_trip(lattices, tmp_path):
-    from xtal_cli.symmetry.features import FeatureSet
     from xtal_cli.symmetry.predict import compare_settings
 
     tt = lines(*lattices["rhombohedral"], n=40)
@@ -187,17 +192,9 @@ def test_lattice_features_round_trip(lattices, tmp_path):
     ]
     assert row.values[-8] == 1.0  # index_hR
     assert "lattices" in compare_settings(per, systems)
-    fs = FeatureSet(
-        ids=["a"],
-        X=row.values[None, :],
-        settings=per,
-        n_found=np.array([row.n_found]),
-        coverage=np.array([row.coverage]),
-    )
-    write_features(tmp_path / "f.h5", fs)
-    back = read_features(tmp_path / "f.h5")
+    back = written_and_read(row, per, tmp_path)
     assert back.settings.lattices is True and back.settings == per
-    np.testing.assert_array_equal(back.X, fs.X)
+    np.testing.assert_array_equal(back.X, row.values[None, :])
 
 
 def test_pseudo_hexagonal_monoclinic_is_seen_as_hexagonal(lattices):
