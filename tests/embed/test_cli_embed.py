@@ -55,6 +55,24 @@ def test_neighbors_by_id_and_formula(structure_emb, invoke):
     assert r.exit_code == 0 and "neighbours of" in r.stdout
 
 
+def test_neighbors_whitened_metric(structure_emb, invoke):
+    from xtal_cli.embed.search import Whitening
+    from xtal_cli.embed.store import read_embeddings
+
+    es = read_embeddings(structure_emb)
+    query = ("neighbors", structure_emb, es.ids[3], "-k", "4", "-f", "json")
+    r = invoke(*query, "--metric", "whitened")
+    assert r.exit_code == 0, r.output
+    recs = json.loads(r.stdout)
+    z = Whitening().fit_transform(es.embedding)
+    expected = np.linalg.norm(z - z[3], axis=1)
+    expected[3] = np.inf
+    assert [x["id"] for x in recs] == [es.ids[i] for i in np.argsort(expected)[:4]]
+    assert np.allclose([x["distance"] for x in recs], np.sort(expected)[:4], rtol=1e-3)
+    r = invoke("neighbors", structure_emb, es.ids[3], "--metric", "cosine")
+    assert r.exit_code == 2 and "--metric cosine" in r.output
+
+
 def test_measured_scan_query_through_the_xrd_encoder(structure_emb, trained, invoke, tmp_path):
     scan = EXAMPLES / "Y2O3" / "Y2O3.xy"
     r = invoke(

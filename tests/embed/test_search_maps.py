@@ -3,7 +3,7 @@
 import numpy as np
 
 from xtal_cli.embed.maps import intrinsic_dimension
-from xtal_cli.embed.search import ExactIndex, HnswIndex, open_index
+from xtal_cli.embed.search import ExactIndex, HnswIndex, Whitening, open_index
 
 
 def test_exact_search_matches_brute_force():
@@ -32,6 +32,28 @@ def test_hnsw_index_is_saved_reused_and_accurate(tmp_path):
     exact, _ = ExactIndex(x).query(q, 10)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(approx, exact)])
     assert recall > 0.95
+    # an index over a transform of the same file is kept beside it, not in its place
+    open_index(x[:, :8], "hnsw", source, variant="whitened")
+    assert (tmp_path / "emb.h5.whitened.hnsw").exists() and saved.stat().st_mtime_ns == stamp
+
+
+def test_whitening_gives_unit_covariance_and_mahalanobis_neighbours():
+    rng = np.random.default_rng(3)
+    # one direction 100x wider than the others: Euclidean neighbours follow it alone
+    x = rng.normal(size=(3000, 8)) * np.array([100.0, 1, 1, 1, 1, 1, 1, 1])
+    w = Whitening(n_components=8).fit(x)
+    z = w.transform(x)
+    assert np.allclose(np.cov(z.T), np.eye(8), atol=0.02)
+    # distances in the whitened space are Mahalanobis distances
+    diff = x[1] - x[0]
+    maha = np.sqrt(diff @ np.linalg.inv(np.cov(x.T)) @ diff)
+    assert np.isclose(np.linalg.norm(z[1] - z[0]), maha, rtol=1e-3)
+    # fewer components than asked keep the leading directions; a null space is dropped, not
+    # divided by zero
+    assert Whitening(n_components=3).fit(x).transform(x).shape == (3000, 3)
+    flat = np.c_[x[:, :2], np.zeros((3000, 6))]
+    assert np.isfinite(Whitening(n_components=8).fit_transform(flat)).all()
+    assert Whitening(n_components=8).fit(flat).components_.shape[0] == 2
 
 
 def test_intrinsic_dimension_of_a_plane_in_high_dimensions():

@@ -30,6 +30,12 @@ def neighbors(
     index: str = typer.Option(
         "auto", "--index", help="exact, hnsw (saved beside the file) or auto (by size)."
     ),
+    metric: str = typer.Option(
+        "euclidean",
+        "--metric",
+        help="euclidean (the trained space) or whitened (PCA-whitened, 128 components: "
+        "neighbours closer in properties).",
+    ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
     map_path: Path = typer.Option(None, "--map", help="Write a t-SNE map PNG."),
     color_by: str = typer.Option(
@@ -49,7 +55,7 @@ def neighbors(
     """Find the nearest materials to a query, draw maps of the space, measure its dimension."""
     import numpy as np
 
-    from xtal_cli.embed.search import open_index
+    from xtal_cli.embed.search import Whitening, open_index
     from xtal_cli.embed.store import read_embeddings
     from xtal_cli.errors import XtalError
 
@@ -57,6 +63,8 @@ def neighbors(
         raise XtalError(f"--format {fmt}: use table, json, jsonl or csv")
     if index not in ("auto", "exact", "hnsw"):
         raise XtalError(f"--index {index}: use auto, exact or hnsw")
+    if metric not in ("euclidean", "whitened"):
+        raise XtalError(f"--metric {metric}: use euclidean or whitened")
     if k < 1:
         raise XtalError("-k must be at least 1")
     if query is None and not (map_path or element_map or intrinsic_dim):
@@ -69,7 +77,14 @@ def neighbors(
 
     if query is not None:
         vec, exclude, described = _resolve_query(query, es, model, formulas)
-        idx = open_index(es.embedding, index, embeddings)
+        space = es.embedding
+        if metric == "whitened":
+            try:
+                whitening = Whitening().fit(space)
+            except ValueError as exc:
+                raise XtalError(f"{embeddings}: {exc}") from None
+            space, vec = whitening.transform(space), whitening.transform(vec)
+        idx = open_index(space, index, embeddings, variant="" if metric == "euclidean" else metric)
         t0 = time.perf_counter()
         found, dist = idx.query(vec, k + (1 if exclude is not None else 0))
         elapsed = (time.perf_counter() - t0) * 1000

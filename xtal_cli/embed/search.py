@@ -1,5 +1,10 @@
 """Nearest neighbours in the embedding space (Euclidean, the distance the triplet loss shapes).
 
+The triplet loss makes a few directions dominate Euclidean distances (the ones that tell one
+pattern from another); :class:`Whitening` gives the leading principal directions equal weight
+(Mahalanobis distance in that subspace), which brings materials with similar properties closer
+(docs/benchmarks.md: k-NN band gap).
+
 Exact search is one matrix-vector product with precomputed norms: a few milliseconds for tens of
 thousands of 1024-d embeddings. Above ``HNSW_THRESHOLD`` rows (or when asked) an hnswlib graph
 index is built once and saved beside the embeddings file (``<file>.hnsw`` + ``.hnsw.json``); it
@@ -17,6 +22,47 @@ import numpy as np
 from xtal_cli.io.h5 import atomic_path
 
 HNSW_THRESHOLD = 100_000
+
+
+class Whitening:
+    """PCA whitening (scikit-learn estimator style): centre, rotate onto the leading
+    *n_components* principal directions and scale each to unit variance.
+
+    Directions with variance below ``rtol`` times the largest are dropped rather than blown up
+    (a set with fewer materials than dimensions has a null space).
+    """
+
+    def __init__(self, n_components: int = 128, rtol: float = 1e-6):
+        self.n_components = n_components
+        self.rtol = rtol
+
+    def fit(self, x: np.ndarray) -> Whitening:
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or len(x) < 2:
+            raise ValueError("whitening needs at least 2 embeddings")
+        self.mean_ = x.mean(axis=0)
+        xc = x - self.mean_
+        # exact eigenvectors (a randomised SVD misestimates the small variances whitening divides
+        # by); through the covariance matrix when there are more rows than columns, the fast way
+        if x.shape[0] >= x.shape[1]:
+            var, vec = np.linalg.eigh(xc.T @ xc / (len(x) - 1))
+            order = np.argsort(var)[::-1]
+            var, components = var[order], vec[:, order].T
+        else:
+            _, sv, components = np.linalg.svd(xc, full_matrices=False)
+            var = sv**2 / (len(x) - 1)
+        var, components = var[: self.n_components], components[: self.n_components]
+        keep = var > self.rtol * var[0]
+        self.components_ = components[keep]
+        self.scale_ = 1.0 / np.sqrt(var[keep])
+        return self
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(np.asarray(x, dtype=np.float64))
+        return ((x - self.mean_) @ self.components_.T * self.scale_).astype(np.float32)
+
+    def fit_transform(self, x: np.ndarray) -> np.ndarray:
+        return self.fit(x).transform(x)
 
 
 class ExactIndex:
@@ -105,11 +151,16 @@ def file_fingerprint(path: str | os.PathLike) -> str:
 
 
 def open_index(
-    embedding: np.ndarray, method: str = "auto", source: str | os.PathLike | None = None
+    embedding: np.ndarray,
+    method: str = "auto",
+    source: str | os.PathLike | None = None,
+    variant: str = "",
 ) -> ExactIndex | HnswIndex:
     """An index over *embedding*; ``auto`` picks exact below ``HNSW_THRESHOLD`` rows.
 
-    With *source* (the embeddings file) an HNSW index is saved as ``<source>.hnsw`` and reused.
+    With *source* (the embeddings file) an HNSW index is saved as ``<source>.hnsw`` and reused;
+    *variant* names an index over a transform of the file's embeddings
+    (``<source>.<variant>.hnsw``, e.g. ``whitened``), so both can be kept.
     """
     if method == "auto":
         method = "hnsw" if len(embedding) >= HNSW_THRESHOLD else "exact"
@@ -119,7 +170,7 @@ def open_index(
         raise ValueError(f"unknown index {method!r}; use auto, exact or hnsw")
     if source is None:
         return HnswIndex.build(embedding, threads=os.cpu_count() or 1)
-    path = Path(str(source) + ".hnsw")
+    path = Path(str(source) + (f".{variant}" if variant else "") + ".hnsw")
     fingerprint = file_fingerprint(source)
     index = HnswIndex.load(path, embedding.shape[1], len(embedding), fingerprint)
     if index is None:
