@@ -100,10 +100,12 @@ def sine_coulomb_eigenvalues(structures, size: int) -> np.ndarray:
     return out
 
 
-PREPROCESSING = ("raw", "l2", "standardised")
+PREPROCESSING = ("raw", "l2", "standardised", "whitened-32", "whitened-64", "whitened-128")
 
 
 def _prepare(train_x, test_x, how: str):
+    """*how*: raw, l2 (unit rows), standardised (unit columns) or whitened-N (PCA whitening onto
+    N components, fitted on the training rows: xtal_cli.embed.search.Whitening)."""
     from sklearn.preprocessing import StandardScaler, normalize
 
     if how == "l2":
@@ -111,6 +113,11 @@ def _prepare(train_x, test_x, how: str):
     if how == "standardised":
         sc = StandardScaler().fit(train_x)
         return sc.transform(train_x), sc.transform(test_x)
+    if how.startswith("whitened-"):
+        from xtal_cli.embed.search import Whitening
+
+        w = Whitening(int(how.split("-")[1])).fit(train_x)
+        return w.transform(train_x), w.transform(test_x)
     return train_x, test_x
 
 
@@ -128,10 +135,11 @@ def _knn_fit_mae(train_x, train_y, test_x, test_y, k: int, weights: str) -> floa
 def knn_mae(train_x, train_y, test_x, test_y, k: int = 10, folds: int = 5, seed: int = 0) -> dict:
     """Test MAE of k-NN regression, the representation's preprocessing chosen on the train set.
 
-    Every representation (embedding or baseline) gets the same procedure: raw, L2-normalised or
-    standardised features, whichever has the lowest *folds*-fold cross-validated MAE on the
-    training items (uniform weights, the textbook k-NN); the test set is used once, for the
-    chosen one. The distance-weighted variant with the same preprocessing is reported beside it.
+    Every representation (embedding or baseline) gets the same procedure: raw, L2-normalised,
+    standardised or PCA-whitened features (``PREPROCESSING``), whichever has the lowest
+    *folds*-fold cross-validated MAE on the training items (uniform weights, the textbook k-NN);
+    the test set is used once, for the chosen one. The distance-weighted variant with the same
+    preprocessing is reported beside it.
     """
     from sklearn.model_selection import KFold
 
@@ -161,16 +169,19 @@ def paired_difference(
     a_test,
     b_test,
     y_test,
+    how_a: str = "standardised",
+    how_b: str = "standardised",
     k: int = 10,
     n_boot: int = 2000,
     seed: int = 0,
 ) -> dict:
-    """MAE(a) − MAE(b) on the same test items (standardised features, uniform k-NN) with a
-    paired bootstrap 95 % interval: is representation *a* really better than *b*?"""
+    """MAE(a) − MAE(b) on the same test items (uniform k-NN, each representation preprocessed
+    as *how_a* / *how_b*, the choices of :func:`knn_mae`) with a paired bootstrap 95 % interval:
+    is representation *a* really better than *b*?"""
     ok_tr, ok_te = np.isfinite(y_train), np.isfinite(y_test)
     errs = []
-    for xtr, xte in ((a_train, a_test), (b_train, b_test)):
-        ptr, pte = _prepare(xtr[ok_tr], xte[ok_te], "standardised")
+    for xtr, xte, how in ((a_train, a_test, how_a), (b_train, b_test, how_b)):
+        ptr, pte = _prepare(xtr[ok_tr], xte[ok_te], how)
         errs.append(_knn_abs_errors(ptr, y_train[ok_tr], pte, y_test[ok_te], k, "uniform"))
     diff = errs[0] - errs[1]
     rng = np.random.default_rng(seed)
@@ -219,7 +230,7 @@ def main() -> None:
     from xtal_cli.embed.infer import load_model
     from xtal_cli.embed.loss import retrieval_topk
     from xtal_cli.embed.maps import intrinsic_dimension, plot_element_grid, plot_map, tsne_2d
-    from xtal_cli.embed.search import ExactIndex, HnswIndex
+    from xtal_cli.embed.search import ExactIndex, HnswIndex, Whitening
     from xtal_cli.embed.train import TrainSettings, encode, load_training_data, train_embed
     from xtal_cli.errors import XtalError
     from xtal_cli.io.h5 import read_patterns
@@ -303,19 +314,23 @@ def main() -> None:
     gap_vs_composition = paired_difference(
         s_np[train_idx], comp[train_idx], y_gap[train_idx],
         s_np[test_idx], comp[test_idx], y_gap[test_idx],
+        how_a=knn["band_gap"]["embedding"]["preprocessing"],
+        how_b=knn["band_gap"]["composition_baseline"]["preprocessing"],
     )  # fmt: skip
 
-    neighbours = None
     ids = data.graphs.ids
     exact = ExactIndex(s_np)
+    whitened = Whitening().fit(s_np)
+    neighbours = {}
     if "mp-22526" in ids:
         q = ids.index("mp-22526")
-        idx, dist = exact.query(s_np[q], 11)
-        neighbours = [
-            {"id": ids[i], "formula": str(formulas[i]), "distance": float(d)}
-            for i, d in zip(idx[0], dist[0])
-            if i != q
-        ][:10]
+        for metric, space in (("euclidean", s_np), ("whitened", whitened.transform(s_np))):
+            idx, dist = ExactIndex(space).query(space[q], 11)
+            neighbours[metric] = [
+                {"id": ids[i], "formula": str(formulas[i]), "distance": float(d)}
+                for i, d in zip(idx[0], dist[0])
+                if i != q
+            ][:10]
 
     rng = np.random.default_rng(0)
     queries = s_np[rng.choice(len(s_np), 200)]
@@ -377,7 +392,7 @@ def main() -> None:
             },
             "knn10_mae_test": knn,
             "band_gap_embedding_minus_composition": gap_vs_composition,
-            "licoo2_neighbours": neighbours,
+            "licoo2_neighbours": neighbours or None,
             "training": {
                 "pairs_per_s_median": float(np.median([h["pairs_per_s"] for h in history])),
                 "train_seconds_total": float(sum(h["train_seconds"] for h in history)),
