@@ -32,3 +32,19 @@ def test_help_does_not_import_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_jobs_mean_the_same_in_every_command(invoke, tmp_path):
+    """-j N >= 1 as given, -j -1 every core, anything else one clear error (no traceback)."""
+    import pytest
+
+    from xtal_cli.commands._common import worker_count
+    from xtal_cli.errors import XtalError
+
+    assert worker_count(3) == 3 and worker_count(-1) >= 1
+    for bad in (0, -2):
+        with pytest.raises(XtalError, match="--jobs"):
+            worker_count(bad)
+    for command in ("simulate", "featurize", "train-embed"):
+        r = invoke(command, tmp_path / "missing.h5", "-o", tmp_path / "out", "-j", "0")
+        assert r.exit_code == 2 and "--jobs 0" in r.stderr and "Traceback" not in r.output

@@ -47,6 +47,19 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def worker_count(jobs: int) -> int:
+    """``--jobs`` as a number of processes: N >= 1 as given, -1 for every core this process may
+    use (joblib's convention), so ``-j -1`` means the same in every command."""
+    if jobs == -1:
+        import os
+
+        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+        return len(cores) if cores else os.cpu_count() or 1
+    if jobs < 1:
+        raise XtalError(f"--jobs {jobs}: use a positive number of workers, or -1 for all cores")
+    return jobs
+
+
 @contextmanager
 def progress_bar(quiet: bool = False, transient: bool = False) -> Iterator[Any]:
     """A rich progress bar on stderr (disabled with ``--quiet`` or when stderr is not a tty)."""

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from xtal_cli.commands._common import err_console, handle_errors, progress_bar
+from xtal_cli.commands._common import err_console, handle_errors, progress_bar, worker_count
 from xtal_cli.errors import XtalError
 
 HELP = (
@@ -77,8 +77,7 @@ def featurize(
     )
     from xtal_cli.symmetry.predict import _h5_kind, expand_inputs
 
-    if jobs == 0 or jobs < -1:
-        raise XtalError(f"--jobs {jobs}: use a positive number of workers, or -1 for all cores")
+    jobs = worker_count(jobs)
     indexing = indexing or lattices
     if ka2 not in ("auto", "yes", "no"):
         raise XtalError(f"--ka2 {ka2!r}: use auto, yes or no")

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from xtal_cli.commands._common import console, err_console, handle_errors, progress_bar
+from xtal_cli.commands._common import (
+    console,
+    err_console,
+    handle_errors,
+    progress_bar,
+    worker_count,
+)
 
 EXAMPLE = (
     "Example: xtal simulate --builtin mp-sample -j 2 -o patterns.h5  |  "
@@ -64,7 +70,7 @@ def simulate(
     ),
     limit: int = typer.Option(None, "--limit", help="Only the first N structures."),
     seed: int = typer.Option(0, "--seed", help="Seed for random crystals and noise."),
-    jobs: int = typer.Option(1, "-j", "--jobs", help="Parallel worker processes."),
+    jobs: int = typer.Option(1, "-j", "--jobs", help="Parallel worker processes (-1: all cores)."),
     backend: str = typer.Option("loky", "--backend", help="joblib backend: loky (local) or dask."),
     scheduler: str = typer.Option(
         None, "--scheduler", help="dask scheduler address (with --backend dask)."
@@ -91,8 +97,9 @@ def simulate(
     engine = engine or sticks_mod.DEFAULT_ENGINE
     if engine not in sticks_mod.ENGINES:
         raise XtalError(f"unknown engine {engine!r}; use one of {', '.join(sticks_mod.ENGINES)}")
-    if jobs < 1 or chunk_size < 1:
-        raise XtalError("--jobs and --chunk-size must be at least 1")
+    jobs = worker_count(jobs)
+    if chunk_size < 1:
+        raise XtalError("--chunk-size must be at least 1")
     profile_settings = None
     if profile or ka2 or noise or caglioti or augment:
         cag = None

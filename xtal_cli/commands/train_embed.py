@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from xtal_cli.commands._common import err_console, handle_errors, progress_bar
+from xtal_cli.commands._common import err_console, handle_errors, progress_bar, worker_count
 
 EXAMPLE = (
     "Example: xtal simulate --builtin mp-sample --profile --wavelength CuKa "
@@ -54,7 +54,9 @@ def train_embed(
     graph_cache: Path = typer.Option(
         None, "--graph-cache", help="Graph cache HDF5 (default: OUTPUT/graphs.h5)."
     ),
-    jobs: int = typer.Option(1, "-j", "--jobs", help="Processes for building graphs."),
+    jobs: int = typer.Option(
+        1, "-j", "--jobs", help="Processes for building graphs (-1: all cores)."
+    ),
     threads: int = typer.Option(None, "--threads", help="CPU threads for torch (default: all)."),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="No progress display."),
 ) -> None:
@@ -65,8 +67,9 @@ def train_embed(
     from xtal_cli.embed.train import train_embed as run
     from xtal_cli.errors import XtalError
 
-    if epochs < 1 or batch_size < 2 or dim < 2 or jobs < 1:
-        raise XtalError("--epochs must be >= 1, --batch-size >= 2, --dim >= 2, --jobs >= 1")
+    jobs = worker_count(jobs)
+    if epochs < 1 or batch_size < 2 or dim < 2:
+        raise XtalError("--epochs must be >= 1, --batch-size >= 2, --dim >= 2")
     if time_budget is not None and time_budget <= 0:
         raise XtalError("--time-budget must be > 0 minutes")
     if threads:
