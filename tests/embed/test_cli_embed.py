@@ -53,6 +53,15 @@ def test_neighbors_by_id_and_formula(structure_emb, invoke):
     assert {"formula", "space_group", "crystal_system", "band_gap"} <= set(recs[0])
     r = invoke("neighbors", structure_emb, es.labels["formula"][7], "-k", "3")
     assert r.exit_code == 0 and "neighbours of" in r.stdout
+    # the table fits 80 columns unwrapped: ids, formulas and "Fm-3m (225)" whole; what does
+    # not fit is named on stderr
+    top = json.loads(
+        invoke("neighbors", structure_emb, es.labels["formula"][7], "-k", "3", "-f", "json").stdout
+    )
+    for rec in top:
+        assert rec["id"] in r.stdout and rec["formula"] in r.stdout
+        assert f"{rec['space_group_symbol']} ({int(rec['space_group'])})" in r.stdout
+    assert "…" not in r.stdout and "more columns" in r.stderr
 
 
 def test_neighbors_whitened_metric(structure_emb, invoke):

@@ -188,21 +188,64 @@ def _colour(color_by: str, es, formulas) -> dict:
     raise XtalError(f"--color-by {color_by}: no such column; use one of {known} or element:Li")
 
 
+# always shown, in this order, under these headers; every other column is added while the
+# terminal has room
+TABLE_CORE = {
+    "rank": "#",
+    "distance": "distance",
+    "id": "id",
+    "formula": "formula",
+    "space_group_symbol": "space group",
+    "crystal_system": "system",
+}
+
+
 def _print_table(records: list[dict], title: str) -> None:
+    """The neighbours as a rich table that fits the terminal: the core columns, then as many
+    property columns as fit unwrapped; the rest are named on stderr (``--format csv`` has all)."""
     from rich.table import Table
 
+    if not records:
+        console.print(f"neighbours of {title}: none")
+        return
+    cells = {c: [_cell(r.get(c)) for r in records] for c in records[0] if c != "source"}
+    if "space_group_symbol" in cells and "space_group" in cells:  # "R-3m (166)"
+        numbers = cells.pop("space_group")
+        cells["space_group_symbol"] = [
+            f"{sym} ({num})" if sym and num else sym or num
+            for sym, num in zip(cells["space_group_symbol"], numbers)
+        ]
+    # empty columns and copies of the id (material_id) say nothing
+    cells = {c: v for c, v in cells.items() if any(v) and (c == "id" or v != cells.get("id"))}
+    order = [c for c in TABLE_CORE if c in cells] + [c for c in cells if c not in TABLE_CORE]
+    room = console.width - 1
+    shown, omitted = [], []
+    for c in order:
+        need = max(len(TABLE_CORE.get(c, c)), *map(len, cells[c])) + 3  # padding, column rule
+        if c in TABLE_CORE or need <= room:
+            shown.append(c)
+            room -= need
+        else:
+            omitted.append(c)
     table = Table(title=f"neighbours of {title}", title_justify="left")
-    columns = [c for c in records[0] if c != "source"] if records else []
-    for c in columns:
-        table.add_column(c, justify="right" if c in ("rank", "distance") else "left")
-    for rec in records:
-        table.add_row(*[_cell(rec.get(c)) for c in columns])
+    for c in shown:
+        justify = "right" if c in ("rank", "distance") else "left"
+        table.add_column(TABLE_CORE.get(c, c), justify=justify, no_wrap=True)
+    for i in range(len(records)):
+        table.add_row(*[cells[c][i] for c in shown])
     console.print(table)
+    if omitted:
+        err_console.print(
+            f"({len(omitted)} more columns: {', '.join(omitted)}; --format csv or json has all)",
+            highlight=False,
+        )
 
 
 def _cell(v) -> str:
     if v is None:
         return ""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e6:  # space group 166.0 -> 166
+        return str(int(v))
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
