@@ -320,12 +320,15 @@ def main() -> None:
 
     ids = data.graphs.ids
     exact = ExactIndex(s_np)
-    whitened = Whitening().fit(s_np)
     neighbours = {}
     if "mp-22526" in ids:
         q = ids.index("mp-22526")
-        for metric, space in (("euclidean", s_np), ("whitened", whitened.transform(s_np))):
-            idx, dist = ExactIndex(space).query(space[q], 11)
+        whitened = Whitening().fit_transform(s_np)
+        for metric, index, space in (
+            ("euclidean", exact, s_np),
+            ("whitened", ExactIndex(whitened), whitened),
+        ):
+            idx, dist = index.query(space[q], 11)
             neighbours[metric] = [
                 {"id": ids[i], "formula": str(formulas[i]), "distance": float(d)}
                 for i, d in zip(idx[0], dist[0])

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from xtal_cli.commands._common import available_cores
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "bench" / "results"
@@ -25,15 +27,9 @@ def write_result(name: str, result: dict) -> None:
     result = {
         "benchmark": name,
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"python": platform.python_version(), "cpu_count": _cpus()},
+        "machine": {"python": platform.python_version(), "cpu_count": available_cores()},
         **result,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -47,14 +47,19 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS has one)."""
+    import os
+
+    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    return len(cores) if cores else os.cpu_count() or 1
+
+
 def worker_count(jobs: int) -> int:
     """``--jobs`` as a number of processes: N >= 1 as given, -1 for every core this process may
     use (joblib's convention), so ``-j -1`` means the same in every command."""
     if jobs == -1:
-        import os
-
-        cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-        return len(cores) if cores else os.cpu_count() or 1
+        return available_cores()
     if jobs < 1:
         raise XtalError(f"--jobs {jobs}: use a positive number of workers, or -1 for all cores")
     return jobs
