@@ -506,7 +506,7 @@ def train_model(fs, trees: int, jobs: int, params: dict):
 def true_labels(cifs: list[Path]) -> dict[str, tuple[int, str]]:
     from pymatgen.core import Structure
 
-    from xtal_cli.symmetry.labels import symmetry_labels
+    from xtal_cli.xrd.labels import symmetry_labels
 
     out = {}
     for cif in cifs:

@@ -6,7 +6,7 @@ import pytest
 from xtal_cli.errors import XtalError
 from xtal_cli.io.h5 import read_patterns
 from xtal_cli.io.structures import collect_items, load_structure
-from xtal_cli.symmetry.labels import crystal_system, symmetry_labels
+from xtal_cli.xrd.labels import crystal_system, symmetry_labels
 from xtal_cli.xrd.profile import ProfileSettings
 from xtal_cli.xrd.simulate import SimulationSettings, run_simulation
 

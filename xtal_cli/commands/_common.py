@@ -96,11 +96,11 @@ def emit_records(records: Iterable[dict], fmt: str, columns: list[str] | None = 
     records = list(records)
     out = sys.stdout
     if fmt == "json":
-        json.dump(records, out, indent=2, default=_json_default)
+        json.dump(records, out, indent=2, default=json_default)
         out.write("\n")
     elif fmt == "jsonl":
         for rec in records:
-            out.write(json.dumps(rec, default=_json_default) + "\n")
+            out.write(json.dumps(rec, default=json_default) + "\n")
     elif fmt == "csv":
         cols = columns or (list(records[0].keys()) if records else [])
         writer = csv.DictWriter(out, fieldnames=cols, extrasaction="ignore")
@@ -112,7 +112,8 @@ def emit_records(records: Iterable[dict], fmt: str, columns: list[str] | None = 
     out.flush()
 
 
-def _json_default(obj: Any) -> Any:
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars and arrays, which records often hold."""
     import numpy as np
 
     if isinstance(obj, np.generic):

@@ -145,7 +145,7 @@ def train_symmetry(
     if fmt == "json":
         import json
 
-        from xtal_cli.commands._common import _json_default
+        from xtal_cli.commands._common import json_default
 
         summary = {
             "bundle": result["bundle"],
@@ -155,7 +155,7 @@ def train_symmetry(
                 for t, m in result["metrics"].items()
             },
         }
-        typer.echo(json.dumps(summary, indent=2, default=_json_default))
+        typer.echo(json.dumps(summary, indent=2, default=json_default))
     else:
         _print_summary(result, output, metrics_path, report)
     if "rules" in result["explain"] and not quiet:

@@ -291,12 +291,12 @@ def write_graphs(path: str | os.PathLike, store: GraphStore, attrs: dict) -> Non
         h5io.write_column(h5, "id", np.array(store.ids, dtype=object))
         nodes = h5.create_group("nodes")
         nodes.create_dataset("offsets", data=store.node_offsets)
-        nodes.create_dataset("z", data=store.z, **h5io._gzip(store.z.size))
+        nodes.create_dataset("z", data=store.z, **h5io.gzip_options(store.z.size))
         edges = h5.create_group("edges")
         edges.create_dataset("offsets", data=store.edge_offsets)
         for name in ("src", "dst", "distance"):
             arr = getattr(store, name)
-            edges.create_dataset(name, data=arr, **h5io._gzip(arr.size))
+            edges.create_dataset(name, data=arr, **h5io.gzip_options(arr.size))
         h5io.write_failures(h5, store.failures)
 
 

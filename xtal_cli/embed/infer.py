@@ -212,7 +212,7 @@ def gather_inputs(paths: list[str], modality: str, cfg: EmbedConfig) -> _Rows:
     from xtal_cli.io.h5 import read_patterns
     from xtal_cli.io.scans import read_scan
     from xtal_cli.io.structures import collect_items, load_structure, structure_from_json
-    from xtal_cli.symmetry.labels import symmetry_labels
+    from xtal_cli.xrd.labels import symmetry_labels
 
     rows = _empty_rows()
     structure_sources = []

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from xtal_cli.symmetry.labels import CRYSTAL_SYSTEMS
+from xtal_cli.xrd.labels import CRYSTAL_SYSTEMS
 
 
 def tsne_2d(embedding: np.ndarray, seed: int = 0, perplexity: float = 30.0) -> np.ndarray:

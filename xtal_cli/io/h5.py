@@ -95,9 +95,10 @@ def write_column(group: h5py.Group, name: str, values, compress: bool = True) ->
     arr = np.asarray(values)
     if arr.dtype.kind in "OUS":
         data = np.array(["" if v is None else str(v) for v in arr.ravel()], dtype=object)
-        group.create_dataset(name, data=data, dtype=_STR, **(_gzip(len(data)) if compress else {}))
+        kw = gzip_options(len(data)) if compress else {}
+        group.create_dataset(name, data=data, dtype=_STR, **kw)
     else:
-        group.create_dataset(name, data=arr, **(_gzip(arr.size) if compress else {}))
+        group.create_dataset(name, data=arr, **(gzip_options(arr.size) if compress else {}))
 
 
 def write_dense(group: h5py.Group, name: str, values: np.ndarray, dtype=np.float32) -> None:
@@ -115,7 +116,8 @@ def read_column(ds: h5py.Dataset) -> np.ndarray:
     return ds[()]
 
 
-def _gzip(n: int) -> dict:
+def gzip_options(n: int) -> dict:
+    """``create_dataset`` keywords: gzip level 4 for datasets over 64 elements, none below."""
     return {"compression": "gzip", "compression_opts": 4} if n > 64 else {}
 
 
@@ -133,7 +135,7 @@ def write_ragged(group: h5py.Group, name: str, arrays: list[np.ndarray], dtype) 
         if arrays
         else np.zeros((0,) + tail_shape, dtype=dtype)
     )
-    group.create_dataset(name, data=flat, **_gzip(flat.size))
+    group.create_dataset(name, data=flat, **gzip_options(flat.size))
 
 
 def read_ragged(group: h5py.Group, name: str) -> list[np.ndarray]:
@@ -158,7 +160,7 @@ def open_checked(path: str | os.PathLike, kind: str, required: tuple[str, ...] =
     except OSError as exc:
         reason = "truncated or corrupted" if path.stat().st_size else "empty"
         raise XtalError(
-            f"{path}: cannot be read as HDF5 ({reason}: {_short(exc)}); "
+            f"{path}: cannot be read as HDF5 ({reason}: {short_reason(exc)}); "
             f"write it again with {WRITERS[kind]}"
         ) from None
     layout = h5.attrs.get("xtal_layout")
@@ -196,12 +198,16 @@ def open_checked(path: str | os.PathLike, kind: str, required: tuple[str, ...] =
                 obj[-1] if obj.ndim else obj[()]
     except (OSError, KeyError) as exc:
         h5.close()
-        raise XtalError(f"{path}: truncated or corrupted ({_short(exc)})") from None
+        raise XtalError(f"{path}: truncated or corrupted ({short_reason(exc)})") from None
     return h5
 
 
-def _short(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
+    """First line of an exception's message (or its type name), to quote inside one-line errors."""
     return str(exc).split("\n")[0].strip().rstrip(".") or type(exc).__name__
+
+
+_short = short_reason  # old name, until symmetry/features.py imports short_reason
 
 
 # --------------------------------------------------------------------------------------------
@@ -323,5 +329,5 @@ def read_patterns(
             if "extra" in h5:
                 ps.extra = {k: v[()] for k, v in h5["extra"].items()}
         except (OSError, KeyError) as exc:
-            raise XtalError(f"{path}: truncated or corrupted ({_short(exc)})") from None
+            raise XtalError(f"{path}: truncated or corrupted ({short_reason(exc)})") from None
     return ps

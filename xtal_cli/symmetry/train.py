@@ -17,8 +17,8 @@ import numpy as np
 
 from xtal_cli.errors import XtalError
 from xtal_cli.symmetry.features import FeatureSet
-from xtal_cli.symmetry.labels import CRYSTAL_SYSTEMS
 from xtal_cli.symmetry.models import DEFAULTS, ENSEMBLES, applicable, check_model
+from xtal_cli.xrd.labels import CRYSTAL_SYSTEMS
 
 TARGETS = ("crystal_system", "space_group")
 SPLITS = ("random", "year", "group")

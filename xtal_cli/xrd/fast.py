@@ -27,8 +27,8 @@ import math
 import numpy as np
 from numba import njit
 
+from xtal_cli.xrd.reflections import Sticks
 from xtal_cli.xrd.scattering import scatterers, scattering_table
-from xtal_cli.xrd.sticks import Sticks
 
 TWO_THETA_TOL = 1e-5  # pymatgen AbstractDiffractionPatternCalculator.TWO_THETA_TOL
 SCALED_INTENSITY_TOL = 1e-3  # pymatgen AbstractDiffractionPatternCalculator.SCALED_INTENSITY_TOL
@@ -41,8 +41,12 @@ def reciprocal_rows(matrix: np.ndarray) -> np.ndarray:
 
 
 @njit(cache=True)
-def _points(recip, real_lengths, r, r_min):
-    """Half-space reciprocal points in [r_min, r], ordered by (|g|, -h, -k, -l) like pymatgen."""
+def reciprocal_points(recip, real_lengths, r, r_min):
+    """Half-space reciprocal points in [r_min, r] (Å⁻¹), ordered by (|g|, -h, -k, -l) like pymatgen.
+
+    Returns (hkl (n, 3) int, |g| (n,), nmax per axis). Public because the torch path
+    (:mod:`xtal_cli.xrd.fast_torch`) must enumerate exactly the same reflections.
+    """
     r_box = math.sqrt(r * r + 1e-8) if r >= 1.0 else r
     nmax = np.empty(3, dtype=np.int64)
     for c in range(3):
@@ -206,8 +210,12 @@ def _greater(h, k, ll, bh, bk, bl):
 
 
 @njit(cache=True)
-def _merge(hkl, g, i_hkl, wavelength, is_hex, tt_tol, scaled_tol):
-    """Lorentz-polarisation, merging at equal 2θ, threshold, scaling and hkl families."""
+def merge_reflections(hkl, g, i_hkl, wavelength, is_hex, tt_tol, scaled_tol):
+    """Lorentz-polarisation, merging at equal 2θ, threshold, scaling and hkl families.
+
+    *i_hkl* is |F|² of each point of :func:`reciprocal_points`; returns (2θ, intensity, hkl, d)
+    of the peaks. Shared with the torch path so both engines merge identically.
+    """
     m = hkl.shape[0]
     theta = np.arcsin(np.minimum(np.maximum(wavelength * g / 2.0, -1.0), 1.0))
     two_theta = np.degrees(2.0 * theta)
@@ -260,8 +268,11 @@ def _merge(hkl, g, i_hkl, wavelength, is_hex, tt_tol, scaled_tol):
 
 
 @njit(cache=True)
-def _is_hexagonal(matrix, angle_tol=5.0, length_tol=0.01):
-    """pymatgen's Lattice.is_hexagonal: two right angles, one 60/120° angle, equal lengths."""
+def is_hexagonal(matrix, angle_tol=5.0, length_tol=0.01):
+    """pymatgen's Lattice.is_hexagonal: two right angles, one 60/120° angle, equal lengths.
+
+    Decides whether hkl families use four indices (as pymatgen reports them).
+    """
     lengths = np.sqrt(np.sum(matrix**2, axis=1))
     n_right = 0
     n_hex = 0
@@ -282,12 +293,12 @@ def _is_hexagonal(matrix, angle_tol=5.0, length_tol=0.01):
 def _pattern(matrix, recip, r, r_min, wavelength, frac, occ, el_start, a, b, z, ustar, has_ustar):
     """The whole calculation for one structure; see the module docstring."""
     lengths = np.sqrt(np.sum(matrix**2, axis=1))
-    hkl, g, nmax = _points(recip, lengths, r, r_min)
+    hkl, g, nmax = reciprocal_points(recip, lengths, r, r_min)
     if g.shape[0] == 0:
         return np.empty(0), np.empty(0), np.empty((0, 3), dtype=np.int32), np.empty(0)
     i_hkl = _structure_factors(hkl, g, nmax, frac, occ, el_start, a, b, z, ustar, has_ustar)
-    is_hex = _is_hexagonal(matrix)
-    return _merge(hkl, g, i_hkl, wavelength, is_hex, TWO_THETA_TOL, SCALED_INTENSITY_TOL)
+    is_hex = is_hexagonal(matrix)
+    return merge_reflections(hkl, g, i_hkl, wavelength, is_hex, TWO_THETA_TOL, SCALED_INTENSITY_TOL)
 
 
 def fast_sticks(structure, wavelength: float, two_theta_range: tuple[float, float]) -> Sticks:
@@ -295,8 +306,8 @@ def fast_sticks(structure, wavelength: float, two_theta_range: tuple[float, floa
     matrix = structure.lattice.matrix
     min_r, max_r = (2 * math.sin(math.radians(t / 2)) / wavelength for t in two_theta_range)
     frac, occ, rows = scatterers(structure)
-    ustar, has_ustar = _ustar(structure)
-    elems, elem = _compact(rows)
+    ustar, has_ustar = site_ustar(structure)
+    elems, elem = compact_rows(rows)
     order = np.argsort(elem, kind="stable")  # each element's scatterers contiguous
     el_start = np.searchsorted(elem[order], np.arange(len(elems) + 1))
     table = scattering_table()
@@ -311,15 +322,17 @@ def fast_sticks(structure, wavelength: float, two_theta_range: tuple[float, floa
     return Sticks(two_theta=tt, intensity=inten, hkl=hkl, d=d)
 
 
-def _compact(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct table rows in first-seen order and each scatterer's index into them."""
+def compact_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct scattering-table rows in first-seen order and each scatterer's index into them,
+    so form factors are evaluated once per element, not once per atom."""
     seen: dict[int, int] = {}
     elem = np.array([seen.setdefault(r, len(seen)) for r in rows.tolist()], dtype=np.int64)
     return np.fromiter(seen, dtype=np.int64, count=len(seen)), elem
 
 
-def _ustar(structure) -> tuple[np.ndarray, bool]:
-    """Per-scatterer U* matrices when the structure carries U11_cif … U12_cif site properties."""
+def site_ustar(structure) -> tuple[np.ndarray, bool]:
+    """Per-scatterer U* matrices (Debye-Waller) and whether the structure has any: only when it
+    carries U11_cif … U12_cif site properties (as pymatgen's CIF parser sets them)."""
     if "U11_cif" not in structure.site_properties:
         return np.zeros((1, 3, 3)), False
     from pymatgen.analysis.diffraction.core import get_ustar

@@ -16,15 +16,15 @@ import numpy as np
 from xtal_cli.xrd.fast import (
     SCALED_INTENSITY_TOL,
     TWO_THETA_TOL,
-    _compact,
-    _is_hexagonal,
-    _merge,
-    _points,
-    _ustar,
+    compact_rows,
+    is_hexagonal,
+    merge_reflections,
+    reciprocal_points,
     reciprocal_rows,
+    site_ustar,
 )
+from xtal_cli.xrd.reflections import Sticks
 from xtal_cli.xrd.scattering import scatterers, scattering_table
-from xtal_cli.xrd.sticks import Sticks
 
 
 def batch_sticks(
@@ -73,7 +73,7 @@ def batch_sticks(
             lo, hi = two_theta_range
             out.append(ValueError(f"no reflections between 2θ = {lo}° and {hi}°"))
             continue
-        tt, inten, hkl, d = _merge(
+        tt, inten, hkl, d = merge_reflections(
             p["hkl"], p["g"], intensities[i], float(wavelength), p["is_hex"],
             TWO_THETA_TOL, SCALED_INTENSITY_TOL,
         )  # fmt: skip
@@ -84,10 +84,10 @@ def batch_sticks(
 def _prepare(structure, max_r: float, min_r: float, table) -> dict:
     matrix = structure.lattice.matrix
     lengths = np.sqrt(np.sum(matrix**2, axis=1))
-    hkl, g, _ = _points(reciprocal_rows(matrix), lengths, max_r, min_r)
+    hkl, g, _ = reciprocal_points(reciprocal_rows(matrix), lengths, max_r, min_r)
     frac, occ, rows = scatterers(structure)
-    elems, elem = _compact(rows)
-    ustar, has_ustar = _ustar(structure)
+    elems, elem = compact_rows(rows)
+    ustar, has_ustar = site_ustar(structure)
     return {
         "hkl": hkl,
         "g": g,
@@ -97,7 +97,7 @@ def _prepare(structure, max_r: float, min_r: float, table) -> dict:
         "b": table.b[elems][elem],
         "z": table.z[elems][elem],
         "ustar": ustar if has_ustar else None,
-        "is_hex": _is_hexagonal(matrix),
+        "is_hex": is_hexagonal(matrix),
     }
 
 

@@ -57,7 +57,7 @@ class SimulationSettings:
 
 def simulate_item(item: StructureItem, index: int, settings: SimulationSettings) -> dict:
     """Everything about one structure, or a failure record ``{"id", "stage", "reason"}``."""
-    from xtal_cli.symmetry.labels import symmetry_labels
+    from xtal_cli.xrd.labels import symmetry_labels
 
     stage = "parse"
     try:

@@ -7,22 +7,12 @@ reference (pymatgen's :class:`XRDCalculator`); other engines must reproduce it (
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 
+from xtal_cli.xrd.reflections import Sticks
 
-@dataclass
-class Sticks:
-    """Powder reflections, sorted by 2θ; intensities scaled so the strongest is 100."""
-
-    two_theta: np.ndarray  # degrees
-    intensity: np.ndarray
-    hkl: np.ndarray  # (M, 3) int, the first member of each merged family
-    d: np.ndarray  # Å
-
-    def __len__(self) -> int:
-        return len(self.two_theta)
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "Sticks", "compute_sticks"]
 
 
 def _pymatgen_sticks(structure, wavelength: float, two_theta_range: tuple[float, float]) -> Sticks:

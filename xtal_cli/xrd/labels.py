@@ -1,4 +1,8 @@
-"""Symmetry labels of a structure with spglib: space group, crystal system, conventional cell."""
+"""Symmetry labels of a structure with spglib: space group, crystal system, conventional cell.
+
+Here, next to the simulation that writes them into every patterns file, so that both
+:mod:`xtal_cli.xrd` and :mod:`xtal_cli.symmetry` (which reads them) import it without a cycle.
+"""
 
 from __future__ import annotations
 
