@@ -63,12 +63,10 @@ def plot_map(
 ) -> None:
     """Scatter the 2-D map; numbers get a colour bar, text gets a legend, ``element`` highlights
     materials that contain it (needs *formulas*)."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 6), dpi=130)
+    fig = Figure(figsize=(7, 6), dpi=130)
+    ax = fig.subplots()
     size = max(1.0, min(12.0, 4000 / max(len(xy), 1)))
     if element is not None:
         has = np.array([element in elements_of(f) for f in formulas])
@@ -99,7 +97,6 @@ def plot_map(
     )
     fig.tight_layout()
     fig.savefig(path)
-    plt.close(fig)
 
 
 def _table_position(symbol: str) -> tuple[int, int] | None:
@@ -124,17 +121,15 @@ def plot_element_grid(
 
     Returns the elements drawn.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
     sets = [elements_of(f) for f in formulas]
     counts: dict[str, int] = {}
     for s in sets:
         for e in s:
             counts[e] = counts.get(e, 0) + 1
-    fig, axes = plt.subplots(9, 18, figsize=(18 * 1.1, 9 * 1.1), dpi=110)
+    fig = Figure(figsize=(18 * 1.1, 9 * 1.1), dpi=110)
+    axes = fig.subplots(9, 18)
     for ax in axes.ravel():
         ax.axis("off")
     drawn = []
@@ -154,7 +149,6 @@ def plot_element_grid(
     fig.suptitle("Materials containing each element on the t-SNE map of the embedding space")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(path)
-    plt.close(fig)
     return drawn
 
 

@@ -130,15 +130,13 @@ def write_csv(path, frame) -> None:
 
 def plot_rietveld(path, model, title: str = "") -> None:
     """Observed (points), calculated (line), difference (below) and reflection ticks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
     ybg, ypk = model.calc()
     x, yo = model.x, model.yobs[model.i0 : model.i1]
     yc = ybg + ypk
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    fig = Figure(figsize=(10, 5.5))
+    ax = fig.subplots()
     ax.plot(x, yo, "+", ms=3, color="tab:blue", label="observed")
     ax.plot(x, yc, "-", lw=0.8, color="tab:red", label="calculated")
     ax.plot(x, ybg, "-", lw=0.6, color="tab:green", label="background")
@@ -153,17 +151,14 @@ def plot_rietveld(path, model, title: str = "") -> None:
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     _atomic_fig(fig, Path(path))
-    plt.close(fig)
 
 
 def plot_history(path, numbers, values, failed=(), reference: dict | None = None) -> None:
     """Rwp of every trial and the best so far (log scale), failed trials marked at the top."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig = Figure(figsize=(8, 4.5))
+    ax = fig.subplots()
     numbers, values = np.asarray(numbers), np.asarray(values, dtype=float)
     if len(values):
         order = np.argsort(numbers)
@@ -181,7 +176,6 @@ def plot_history(path, numbers, values, failed=(), reference: dict | None = None
     ax.legend(fontsize=8)
     fig.tight_layout()
     _atomic_fig(fig, Path(path))
-    plt.close(fig)
 
 
 def structure_distance(a: dict, b: dict, phase) -> float:
@@ -215,14 +209,12 @@ def distinct_candidates(records: list[dict], phase, k: int, min_distance: float 
 
 def plot_mds(path, records: list[dict], chosen: list[dict], phase, seed: int = 0) -> None:
     """2-D MDS map of the best refined structures (structure distance), coloured by Rwp."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
     from sklearn.manifold import MDS
 
     n = len(records)
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     if n >= 3:
         D = np.zeros((n, n))
         for i in range(n):
@@ -251,4 +243,3 @@ def plot_mds(path, records: list[dict], chosen: list[dict], phase, seed: int = 0
     ax.set_title("best refined structures (red: distinct candidates)")
     fig.tight_layout()
     _atomic_fig(fig, Path(path))
-    plt.close(fig)

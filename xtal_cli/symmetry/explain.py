@@ -93,16 +93,14 @@ def rules(X, labels, feature_names, target: str, *, depth: int = 3, seed: int = 
 
 def importance_png(names, series: dict[str, list[float]], path, title: str) -> None:
     """Bar chart of one or more importance series per feature."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
     from xtal_cli.io.h5 import atomic_path
 
     x = np.arange(len(names))
     width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig = Figure(figsize=(8, 4))
+    ax = fig.subplots()
     for i, (label, values) in enumerate(series.items()):
         v = np.asarray(values, dtype=float)
         v = v / v.max() if v.max() > 0 else v
@@ -114,18 +112,15 @@ def importance_png(names, series: dict[str, list[float]], path, title: str) -> N
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
 
 
 def curve_png(curve: dict, path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
     from xtal_cli.io.h5 import atomic_path
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for target, c in curve.items():
         ax.plot(c["k"], np.asarray(c["accuracy"]) * 100, marker="o", label=target)
     ax.set_xlabel("number of peak positions used (+ peak count)")
@@ -136,4 +131,3 @@ def curve_png(curve: dict, path, title: str) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)

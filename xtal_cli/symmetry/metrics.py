@@ -55,10 +55,7 @@ def confusion_png(
     y_true, y_pred, class_names: list[str], path: str | os.PathLike, title: str
 ) -> None:
     """Row-normalised confusion matrix (recall on the diagonal) as a PNG, written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
     from sklearn.metrics import confusion_matrix
 
     from xtal_cli.io.h5 import atomic_path
@@ -69,7 +66,8 @@ def confusion_png(
     cm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     n = len(class_names)
     size = 4 + 0.45 * n if n <= 20 else 12
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig = Figure(figsize=(size, size * 0.85))
+    ax = fig.subplots()
     im = ax.imshow(cm, cmap="Blues", vmin=0, vmax=1)
     if n <= 20:
         ax.set_xticks(labels, class_names, rotation=45, ha="right")
@@ -88,4 +86,3 @@ def confusion_png(
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)

@@ -510,14 +510,10 @@ def find_scan_peaks(scan, *, strip_ka2_from_file: bool = True, **kwargs) -> Peak
 
 def plot_peaks(scan, peaks: Peaks, path: str | os.PathLike, *, title: str | None = None) -> None:
     """PNG for a person to check the picking: scan, background, net signal and picked peaks."""
-    import matplotlib
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=(10, 6), sharex=True, gridspec_kw={"height_ratios": [3, 2]}
-    )
+    fig = Figure(figsize=(10, 6))
+    top, bottom = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     top.plot(scan.two_theta, scan.counts, lw=0.6, color="0.3", label="scan")
     top.plot(peaks.grid, peaks.background, lw=1.0, color="tab:orange", label="background")
     top.set_ylabel("intensity")
@@ -538,4 +534,3 @@ def plot_peaks(scan, peaks: Peaks, path: str | os.PathLike, *, title: str | None
     top.set_title(title if title is not None else (os.path.basename(scan.path) or "pattern"))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
