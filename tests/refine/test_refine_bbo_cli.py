@@ -96,3 +96,14 @@ def test_bad_inputs_give_one_line_errors(invoke, problem, tmp_path, breakage, me
 def test_help_shows_an_example(invoke):
     r = invoke("refine-bbo", "--help")
     assert r.exit_code == 0 and "Example:" in r.stdout
+
+
+def test_jobs_is_the_option_and_workers_its_hidden_alias(invoke, problem, tmp_path):
+    pattern, cif, prm = problem
+    args = ["refine-bbo", pattern, "--cif", cif, "--instrument", prm, "-o", tmp_path / "o"]
+    help_text = invoke("refine-bbo", "--help").stdout
+    assert "--jobs" in help_text and "--workers" not in help_text
+    for flag in ("-j", "--jobs", "--workers"):  # the old name reaches the same check
+        r = invoke(*args, flag, "0")
+        assert r.exit_code == 2 and "--jobs 0" in r.stderr, (flag, r.output)
+    assert not (tmp_path / "o").exists()

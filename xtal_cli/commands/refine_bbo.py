@@ -6,11 +6,17 @@ from pathlib import Path
 
 import typer
 
-from xtal_cli.commands._common import console, err_console, handle_errors, progress_bar
+from xtal_cli.commands._common import (
+    console,
+    err_console,
+    handle_errors,
+    progress_bar,
+    worker_count,
+)
 
 EXAMPLE = (
     "Example: xtal refine-bbo Y2O3.xy --cif Y2O3.cif --instrument INST_XRY.PRM --range 15 150 "
-    "--trials 200 --seed 1024 --workers 2 -o y2o3-bbo/   (resume: add --resume)"
+    "--trials 200 --seed 1024 -j 2 -o y2o3-bbo/   (resume: add --resume)"
 )
 
 
@@ -25,7 +31,10 @@ def refine_bbo(
     output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
     trials: int = typer.Option(200, "--trials", "-n", help="Total trials in the study."),
     seed: int = typer.Option(0, "--seed", help="TPE sampler seed (recorded in report.json)."),
-    workers: int = typer.Option(1, "--workers", "-j", help="Worker processes sharing the study."),
+    jobs: int = typer.Option(
+        1, "-j", "--jobs", help="Worker processes sharing the study (-1: all cores)."
+    ),
+    workers: int | None = typer.Option(None, "--workers", hidden=True, help="Old name of --jobs."),
     two_theta_range: tuple[float, float] | None = typer.Option(
         None, "--range", help="Full 2θ range of the final step (default: whole pattern)."
     ),
@@ -59,6 +68,7 @@ def refine_bbo(
     )
     if limits is not None and limits[1] <= limits[0]:
         raise XtalError(f"--range {limits[0]:g} {limits[1]:g}: the upper limit must be larger")
+    jobs = worker_count(jobs if workers is None else workers)
     problem = Problem(str(pattern), str(cif[0]), str(instrument), limits)
     with progress_bar(quiet) as progress:
         task = progress.add_task("refine-bbo trials", total=trials)
@@ -67,7 +77,7 @@ def refine_bbo(
             output,
             trials=trials,
             seed=seed,
-            workers=workers,
+            workers=jobs,
             storage=storage,
             study_name=study_name,
             resume=resume,
