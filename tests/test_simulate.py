@@ -195,3 +195,55 @@ def test_unreachable_dask_scheduler_is_one_clear_line(
     )  # fmt: skip
     assert result.exit_code == 2
     assert "dask scheduler" in result.stderr
+
+
+def test_in_memory_run_equals_the_written_file(tmp_path, small_structures):
+    items = _items(tmp_path, small_structures, n=6)
+    settings = SimulationSettings(
+        1.54056, "CuKa1", 5, 80, profile=ProfileSettings(5, 80, 0.05, noise_counts=1000), seed=2
+    )
+    written = run_simulation(items, settings, tmp_path / "w.h5", chunk_size=4)
+    seen = []
+    memory = run_simulation(items, settings, chunk_size=4, on_progress=seen.append)
+    assert seen == [4, 2] and memory.ids == written.ids
+    np.testing.assert_array_equal(memory.profiles, written.profiles)
+    for a, b in zip(memory.sticks_intensity, written.sticks_intensity):
+        np.testing.assert_array_equal(a, b)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["many", "w.h5"]  # nothing else written
+    with pytest.raises(XtalError, match="^resume=True: needs an output file"):
+        run_simulation(items, settings, resume=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, parameter",
+    [
+        ({"wavelength": -1.0}, "wavelength"),
+        ({"two_theta_min": 50.0, "two_theta_max": 40.0}, "two_theta_max"),
+        ({"two_theta_min": -1.0}, "two_theta_min"),
+        ({"engine": "nope"}, "engine"),
+        ({"symprec": 0.0}, "symprec"),
+        ({"augment": True}, "augment"),
+    ],
+)
+def test_settings_check_themselves_and_name_the_parameter(kwargs, parameter):
+    from xtal_cli.errors import ParameterError
+
+    with pytest.raises(ParameterError) as info:
+        SimulationSettings(**{"wavelength": 1.54056, "wavelength_label": "CuKa1", **kwargs})
+    assert info.value.parameter == parameter
+    assert str(info.value).startswith(f"{parameter}=") and "--" not in str(info.value)
+
+
+def test_cli_names_the_flag_and_says_why_nothing_was_simulated(tmp_path, invoke):
+    bad = tmp_path / "bad.cif"
+    bad.write_text(BROKEN_CIF)
+    r = invoke("simulate", bad, "-o", tmp_path / "o.h5", "--two-theta-min", "50",
+               "--two-theta-max", "40")  # fmt: skip
+    assert r.exit_code == 2 and "--two-theta-max 40: must be above" in r.stderr
+    r = invoke("simulate", bad, "-o", tmp_path / "o.h5", "--engine", "nope")
+    assert r.exit_code == 2 and "--engine nope: use one of" in r.stderr
+    (tmp_path / "bad2.cif").write_text(BROKEN_CIF)
+    r = invoke("simulate", bad, tmp_path / "bad2.cif", "-o", tmp_path / "o.h5", "-q")
+    assert r.exit_code == 1
+    assert "no pattern could be simulated: all 2 structures failed: bad (parse):" in r.stderr
+    assert "bad2 (parse):" in r.stderr

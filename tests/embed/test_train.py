@@ -96,5 +96,18 @@ def test_time_budget_stops_training_and_resume_keeps_it(patterns_h5, tmp_path):
     longer = dataclasses.replace(settings, time_budget=3600.0, epochs=2)
     extended = train_embed(patterns_h5, out, longer, dim=16, resume=True)
     assert extended["epochs_run"] == 2  # a larger budget continues the spent run
-    with pytest.raises(XtalError, match="--negatives"):
-        train_embed(patterns_h5, tmp_path / "x", TrainSettings(negatives="all"), dim=8)
+    with pytest.raises(XtalError, match="^negatives='all': use one of"):
+        TrainSettings(negatives="all")
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("epochs", 0), ("workers", 0), ("lr", 0.0), ("val_fraction", 1.0), ("schedule", "step"),
+     ("device", "tpu"), ("time_budget", -5.0), ("eval_every", 0)],
+)  # fmt: skip
+def test_settings_check_themselves_and_name_the_field(field, value):
+    from xtal_cli.errors import ParameterError
+
+    with pytest.raises(ParameterError) as info:
+        TrainSettings(**{field: value})
+    assert info.value.parameter == field and "--" not in str(info.value)

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from xtal_cli.errors import XtalError
 from xtal_cli.refine.engine import RietveldModel
 from xtal_cli.refine.instrument import read_instrument
 from xtal_cli.refine.phases import read_phase
@@ -107,3 +108,33 @@ def test_jobs_is_the_option_and_workers_its_hidden_alias(invoke, problem, tmp_pa
         r = invoke(*args, flag, "0")
         assert r.exit_code == 2 and "--jobs 0" in r.stderr, (flag, r.output)
     assert not (tmp_path / "o").exists()
+
+
+def test_space_and_problem_check_themselves_and_name_the_field(invoke, problem, tmp_path):
+    from xtal_cli.errors import ParameterError
+    from xtal_cli.refine.bbo import Problem, Space
+
+    for kwargs, field in [
+        ({"background_types": ["nope"]}, "background_types"),
+        ({"background_terms": (5, 2)}, "background_terms"),
+        ({"flags": ["Zero", "Nope"]}, "flags"),
+        ({"cycles": 0}, "cycles"),
+        ({"limits": (20.0, 30.0)}, "limits"),  # narrower than min_width
+    ]:
+        with pytest.raises(ParameterError) as info:
+            Space(**kwargs)
+        assert info.value.parameter == field and str(info.value).startswith(f"{field}=")
+    with pytest.raises(ParameterError, match=r"^limits=\(90.0, 20.0\)"):
+        Problem("a.xy", "a.cif", "a.prm", (90.0, 20.0))
+    yaml_file = tmp_path / "space.yaml"
+    yaml_file.write_text("cycles: 0\n")
+    with pytest.raises(XtalError, match=r"space.yaml: cycles=0: must be at least 1"):
+        Space.from_yaml(yaml_file)
+    # the command line shows the flag, not the parameter
+    pattern, cif, prm = problem
+    r = invoke("refine-bbo", pattern, "--cif", cif, "--instrument", prm, "--range", "90", "20",
+               "-o", tmp_path / "o")  # fmt: skip
+    assert r.exit_code == 2 and "--range 90 20: give (low, high)" in r.stderr
+    r = invoke("refine-bbo", pattern, "--cif", cif, "--instrument", prm, "--range", "95", "99",
+               "-o", tmp_path / "o")  # fmt: skip
+    assert r.exit_code == 2 and "--range 95 99: leaves no data in" in r.stderr

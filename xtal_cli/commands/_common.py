@@ -6,14 +6,14 @@ import csv
 import functools
 import json
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 
 # Data goes to stdout; messages, progress and errors to stderr, so that commands pipe.
 console = Console()
@@ -26,16 +26,22 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
-def handle_errors(fn: Callable) -> Callable:
+def handle_errors(fn: Callable, flags: Mapping[str, str] | None = None) -> Callable:
     """Turn :class:`XtalError` into one line on stderr and exit status 2 (no traceback).
 
-    Unexpected exceptions keep their traceback: they are bugs to fix, not user errors.
+    A :class:`ParameterError` names a library parameter; it is printed with the command's flag
+    for it instead (:func:`cli_flags`, plus *flags* where the names differ, e.g.
+    ``{"workers": "--jobs"}``). Unexpected exceptions keep their traceback: they are bugs to
+    fix, not user errors.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
+        except ParameterError as exc:
+            flag = {**cli_flags(fn), **(flags or {})}.get(exc.parameter)
+            fail(exc.with_flag(flag) if flag else str(exc))
         except XtalError as exc:
             fail(str(exc))
         except KeyboardInterrupt:
@@ -45,6 +51,21 @@ def handle_errors(fn: Callable) -> Callable:
             raise typer.Exit(0) from None
 
     return wrapper
+
+
+def cli_flags(command: Callable) -> dict[str, str]:
+    """Python parameter name -> long flag of a Typer command, read from its signature
+    (``two_theta_min`` -> ``--two-theta-min``), so library errors can be shown with flags."""
+    import inspect
+
+    from typer.models import OptionInfo
+
+    flags = {}
+    for name, param in inspect.signature(command).parameters.items():
+        if isinstance(param.default, OptionInfo):
+            decls = [d.split("/")[0] for d in param.default.param_decls or () if d[:2] == "--"]
+            flags[name] = decls[0] if decls else "--" + name.replace("_", "-")
+    return flags
 
 
 def available_cores() -> int:

@@ -66,10 +66,8 @@ def refine_bbo(
         if not two_theta_range or two_theta_range[0] is None
         else (float(two_theta_range[0]), float(two_theta_range[1]))
     )
-    if limits is not None and limits[1] <= limits[0]:
-        raise XtalError(f"--range {limits[0]:g} {limits[1]:g}: the upper limit must be larger")
     jobs = worker_count(jobs if workers is None else workers)
-    problem = Problem(str(pattern), str(cif[0]), str(instrument), limits)
+    problem = Problem(str(pattern), str(cif[0]), str(instrument), limits)  # checks the range
     with progress_bar(quiet) as progress:
         task = progress.add_task("refine-bbo trials", total=trials)
         doc = run_refine_bbo(
@@ -126,4 +124,4 @@ def register(app: typer.Typer) -> None:
             "candidates with an MDS map."
         ),
         epilog=EXAMPLE,
-    )(handle_errors(refine_bbo))
+    )(handle_errors(refine_bbo, {"workers": "--jobs", "limits": "--range"}))

@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from xtal_cli.commands._common import (
-    console,
     err_console,
+    fail,
     handle_errors,
     progress_bar,
     worker_count,
@@ -87,19 +87,14 @@ def simulate(
     from xtal_cli.errors import XtalError
     from xtal_cli.io.structures import collect_items
     from xtal_cli.xrd import sticks as sticks_mod
+    from xtal_cli.xrd.lineshape import kalpha_pair
     from xtal_cli.xrd.profile import ProfileSettings
     from xtal_cli.xrd.simulate import SimulationSettings, run_simulation
-    from xtal_cli.xrd.units import kalpha_pair, resolve_wavelength
+    from xtal_cli.xrd.units import resolve_wavelength
 
     wl, label = resolve_wavelength(wavelength)
-    if not 0 <= two_theta_min < two_theta_max <= 180:
-        raise XtalError(f"2θ range {two_theta_min:g}-{two_theta_max:g}° is not within 0-180°")
     engine = engine or sticks_mod.DEFAULT_ENGINE
-    if engine not in sticks_mod.ENGINES:
-        raise XtalError(f"unknown engine {engine!r}; use one of {', '.join(sticks_mod.ENGINES)}")
     jobs = worker_count(jobs)
-    if chunk_size < 1:
-        raise XtalError("--chunk-size must be at least 1")
     profile_settings = None
     if profile or ka2 or noise or caglioti or augment:
         cag = None
@@ -131,7 +126,7 @@ def simulate(
             noise_counts=noise,
             background=background,
         )
-    settings = SimulationSettings(
+    settings = SimulationSettings(  # checks the 2θ range, engine and symprec
         wavelength=wl,
         wavelength_label=label,
         two_theta_min=two_theta_min,
@@ -170,8 +165,17 @@ def simulate(
         if n_fail > 5:
             err_console.print(f"  ... {n_fail - 5} more in {output}:/failures", highlight=False)
     if len(result) == 0:
-        console.print("[red]no pattern could be simulated[/]")
-        raise typer.Exit(1)
+        fail(no_pattern_message(result.failures, len(items)), code=1)
+
+
+def no_pattern_message(failures: list[tuple[str, str, str]], n_items: int) -> str:
+    """Why a batch gave nothing: the count and the first reasons, so ``-q`` runs say it too."""
+    if not failures:
+        return "no pattern could be simulated: no structures were given"
+    shown = "; ".join(f"{i} ({stage}): {reason}" for i, stage, reason in failures[:3])
+    more = f"; ... {len(failures) - 3} more" if len(failures) > 3 else ""
+    which = "the one structure" if n_items == 1 else f"all {n_items} structures"
+    return f"no pattern could be simulated: {which} failed: {shown}{more}"
 
 
 def register(app: typer.Typer) -> None:

@@ -152,4 +152,4 @@ def register(app: typer.Typer) -> None:
         "train-embed",
         help="Train structure and XRD encoders into one embedding space (self-supervised).",
         epilog=EXAMPLE,
-    )(handle_errors(train_embed))
+    )(handle_errors(train_embed, {"workers": "--jobs"}))

@@ -27,7 +27,7 @@ import torch
 from xtal_cli.embed.graphs import FEATURE_VERSION, GraphStore, cached_graphs, element_features
 from xtal_cli.embed.loss import NEGATIVES, bidirectional_triplet, retrieval_topk
 from xtal_cli.embed.models import MODEL_FORMAT, DualEncoder, EmbedConfig
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.io.h5 import atomic_path, read_patterns
 
 CHECKPOINT = "checkpoint.pt"
@@ -36,8 +36,13 @@ METRICS = "metrics.jsonl"
 GRAPHS = "graphs.h5"
 
 
+SCHEDULES = ("cosine", "constant")
+
+
 @dataclass
 class TrainSettings:
+    """How :func:`train_embed` trains; checked on construction, errors name the field."""
+
     epochs: int = 50
     batch_size: int = 512
     lr: float = 1e-3
@@ -54,8 +59,24 @@ class TrainSettings:
     time_budget: float | None = None  # seconds of training wall time (all resumed parts)
     eval_every: int = 1  # validation retrieval every N epochs (and always on the last one)
 
-
-SCHEDULES = ("cosine", "constant")
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "eval_batch_size", "workers", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ParameterError(name, getattr(self, name), "must be at least 1")
+        if not self.lr > 0:
+            raise ParameterError("lr", self.lr, "must be positive")
+        if self.warmup_steps < 0:
+            raise ParameterError("warmup_steps", self.warmup_steps, "must be 0 or more")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ParameterError("val_fraction", self.val_fraction, "must be in [0, 1)")
+        if self.negatives not in NEGATIVES:
+            raise ParameterError("negatives", self.negatives, f"use one of {', '.join(NEGATIVES)}")
+        if self.schedule not in SCHEDULES:
+            raise ParameterError("schedule", self.schedule, f"use one of {', '.join(SCHEDULES)}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ParameterError("device", self.device, "unknown device; use auto, cpu or cuda")
+        if self.time_budget is not None and not self.time_budget > 0:
+            raise ParameterError("time_budget", self.time_budget, "must be positive (seconds)")
 
 
 def lr_factor(settings: TrainSettings, step: int, total_steps: int, elapsed: float) -> float:
@@ -89,9 +110,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise XtalError("--device cuda: no CUDA device is available; use --device cpu or auto")
+        raise ParameterError("device", name, "no CUDA device is available; use cpu or auto")
     if name not in ("cpu", "cuda"):
-        raise XtalError(f"--device {name}: unknown device; use auto, cpu or cuda")
+        raise ParameterError("device", name, "unknown device; use auto, cpu or cuda")
     return torch.device(name)
 
 
@@ -128,13 +149,15 @@ def load_training_data(
 def split_indices(n: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Seeded random train/validation split (validation at least 2 items when asked for)."""
     if not 0.0 <= val_fraction < 1.0:
-        raise XtalError(f"--val-fraction {val_fraction}: must be in [0, 1)")
+        raise ParameterError("val_fraction", val_fraction, "must be in [0, 1)")
     perm = np.random.default_rng(seed).permutation(n)
     n_val = int(round(val_fraction * n))
     if val_fraction > 0:
         n_val = max(n_val, 2)
     if n - n_val < 2:
-        raise XtalError(f"{n} items leave fewer than 2 for training; lower --val-fraction")
+        raise ParameterError(
+            "val_fraction", val_fraction, f"leaves fewer than 2 of {n} items for training; lower it"
+        )
     return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
 
@@ -246,12 +269,6 @@ def train_embed(
     "epoch_end"). *stop_after_epoch* ends the run early as an interruption would (for tests).
     """
     out = Path(out_dir)
-    if settings.negatives not in NEGATIVES:
-        raise XtalError(f"--negatives {settings.negatives}: use one of {', '.join(NEGATIVES)}")
-    if settings.schedule not in SCHEDULES:
-        raise XtalError(f"--schedule {settings.schedule}: use one of {', '.join(SCHEDULES)}")
-    if settings.eval_every < 1:
-        raise XtalError("--eval-every must be >= 1")
     rank, world, local_rank = _dist_info()
     device = resolve_device(settings.device)
     if world > 1:

@@ -4,7 +4,7 @@ Following Ozaki et al. (npj Comput. Mater. 6, 75, 2020): the search space is the
 (:func:`suggest`), kept apart from the objective (:class:`Objective`), which turns a
 configuration into the published step order (:func:`stages`) and returns Rwp. TPE with 20
 random start-up trials; the study lives in Optuna storage (SQLite file by default, any RDB URL),
-so it can be resumed and shared by ``--workers`` processes or machines.
+so it can be resumed and shared by several worker processes or machines.
 
 Trial outcomes: a refinement that diverges, times out or raises is marked FAIL (its reason in
 the user attribute ``failure``) and the study goes on; a refinement ending with a negative Uiso
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.refine.background import TYPES
 
 # The published search space: every GSAS-II background type except the later "chebyschev-1".
@@ -38,7 +38,8 @@ N_STARTUP = 20
 
 @dataclass
 class Space:
-    """Bounds of the search space and the refinement budget (``--space space.yaml``)."""
+    """Bounds of the search space and the refinement budget (``--space space.yaml``); checked
+    on construction, errors name the field."""
 
     limits: tuple[float, float] | None = None  # the final (full) range; None: whole pattern
     min_width: float = 20.0  # the initial range is at least this wide (published: 20°)
@@ -48,6 +49,9 @@ class Space:
     cycles: int = 4  # least-squares cycles per step
     final_cycles: int = 12  # cycles of the last (full-range) step
     timeout: float = 60.0  # seconds per refinement before the trial is marked failed
+
+    def __post_init__(self):
+        self.validate()
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike | None) -> Space:
@@ -68,22 +72,37 @@ class Space:
         unknown = set(data) - known
         if unknown:
             raise XtalError(f"{path}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        space = cls(**data)
-        space.validate(str(path))
-        return space
+        try:
+            return cls(**data)
+        except ParameterError as exc:
+            raise XtalError(f"{path}: {exc}") from None
 
-    def validate(self, where: str = "search space") -> None:
+    def validate(self) -> None:
+        """Raise :class:`ParameterError` naming the first field with a value it cannot take."""
         bad = set(self.background_types) - set(TYPES)
         if bad:
-            raise XtalError(f"{where}: unknown background types {sorted(bad)}")
+            raise ParameterError(
+                "background_types", sorted(bad), f"unknown; use some of {', '.join(TYPES)}"
+            )
         lo, hi = self.background_terms
         if not 1 <= lo <= hi <= 36:
-            raise XtalError(f"{where}: background_terms must satisfy 1 <= min <= max <= 36")
-        allowed = {f for group in FLAGS.values() for f in group}
-        if set(self.flags) - allowed:
-            raise XtalError(f"{where}: unknown flags {sorted(set(self.flags) - allowed)}")
+            raise ParameterError(
+                "background_terms", self.background_terms, "must satisfy 1 <= min <= max <= 36"
+            )
+        allowed = [f for group in FLAGS.values() for f in group]
+        if set(self.flags) - set(allowed):
+            raise ParameterError(
+                "flags", sorted(set(self.flags) - set(allowed)), f"unknown; use some of {allowed}"
+            )
+        for name in ("cycles", "final_cycles"):
+            if getattr(self, name) < 1:
+                raise ParameterError(name, getattr(self, name), "must be at least 1")
+        if not self.timeout > 0:
+            raise ParameterError("timeout", self.timeout, "must be positive (seconds)")
         if self.limits is not None and self.limits[1] - self.limits[0] < self.min_width:
-            raise XtalError(f"{where}: limits narrower than min_width")
+            raise ParameterError(
+                "limits", self.limits, f"narrower than min_width ({self.min_width:g}°)"
+            )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -142,8 +161,15 @@ class Problem:
     pattern: str
     cif: str
     instrument: str
-    limits: tuple[float, float] | None = None
+    limits: tuple[float, float] | None = None  # 2θ range refined; None: the whole pattern
     wavelength: float | None = None
+
+    def __post_init__(self):
+        if self.limits is not None:
+            if len(self.limits) != 2 or not self.limits[0] < self.limits[1]:
+                raise ParameterError("limits", self.limits, "give (low, high) with low < high")
+        if self.wavelength is not None and not self.wavelength > 0:
+            raise ParameterError("wavelength", self.wavelength, "must be positive (Å)")
 
     def load(self):
         """(scan, phase, instrument) read and checked; errors name the file at fault."""
@@ -164,9 +190,10 @@ class Problem:
         lo, hi = self.limits
         lo, hi = max(lo, float(tt[0])), min(hi, float(tt[-1]))
         if hi - lo < 5:
-            raise XtalError(
-                f"{self.pattern}: --range {self.limits[0]:g} {self.limits[1]:g} leaves no data "
-                f"(the pattern covers {tt[0]:g}-{tt[-1]:g}°)"
+            raise ParameterError(
+                "limits",
+                self.limits,
+                f"leaves no data in {self.pattern} (it covers {tt[0]:g}-{tt[-1]:g}°)",
             )
         return lo, hi
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.refine import bbo, report
 
 # Published references on the AutoFP/BBO-Rietveld data (Ozaki et al. 2020), for the plots.
@@ -29,20 +29,20 @@ def run_refine_bbo(
 ) -> dict:
     """Run (or resume) the study and write the output folder; returns the report dict."""
     space = space or bbo.Space()
-    space.validate()
+    space.validate()  # fields may have been changed since construction
     if engine not in ("native", "gsas2"):
-        raise XtalError(f"unknown engine {engine!r}; use native or gsas2")
+        raise ParameterError("engine", engine, "use native or gsas2")
     if engine == "gsas2":
         from xtal_cli.refine.gsas2 import available
 
         if not available():
-            raise XtalError(
-                "--engine gsas2 needs GSAS-II (import GSASII failed); use --engine native"
+            raise ParameterError(
+                "engine", engine, "needs GSAS-II (import GSASII failed); use native"
             )
     if trials < 1:
-        raise XtalError("--trials must be at least 1")
+        raise ParameterError("trials", trials, "must be at least 1")
     if workers < 1:
-        raise XtalError("--workers must be at least 1")
+        raise ParameterError("workers", workers, "must be at least 1")
     outdir = Path(outdir)
     if outdir.exists() and not outdir.is_dir():
         raise XtalError(f"{outdir}: exists and is not a folder")

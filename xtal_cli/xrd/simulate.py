@@ -20,7 +20,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.io.h5 import PATTERN_COLUMNS, PatternSet, atomic_path, write_patterns
 from xtal_cli.io.structures import (
     StructureItem,
@@ -30,11 +30,14 @@ from xtal_cli.io.structures import (
     structure_json,
 )
 from xtal_cli.xrd.profile import ProfileSettings, render_profile
-from xtal_cli.xrd.sticks import DEFAULT_ENGINE, compute_sticks
+from xtal_cli.xrd.sticks import DEFAULT_ENGINE, ENGINES, compute_sticks
 
 
 @dataclass(frozen=True)
 class SimulationSettings:
+    """What :func:`run_simulation` computes for every structure; checked on construction so a
+    bad value fails before any work, with the parameter named."""
+
     wavelength: float  # Å
     wavelength_label: str
     two_theta_min: float = 0.0
@@ -44,6 +47,24 @@ class SimulationSettings:
     seed: int = 0
     profile: ProfileSettings | None = None
     augment: bool = False  # per-pattern instrument/sample effects (xtal_cli.xrd.augment)
+
+    def __post_init__(self):
+        if not (np.isfinite(self.wavelength) and self.wavelength > 0):
+            raise ParameterError("wavelength", self.wavelength, "must be a positive number of Å")
+        if not 0 <= self.two_theta_min < 180:
+            raise ParameterError("two_theta_min", self.two_theta_min, "must be within 0-180°")
+        if not self.two_theta_min < self.two_theta_max <= 180:
+            raise ParameterError(
+                "two_theta_max",
+                self.two_theta_max,
+                f"must be above the lowest 2θ ({self.two_theta_min:g}°) and at most 180°",
+            )
+        if self.engine not in ENGINES:
+            raise ParameterError("engine", self.engine, f"use one of {', '.join(ENGINES)}")
+        if not self.symprec > 0:
+            raise ParameterError("symprec", self.symprec, "must be a positive tolerance (Å)")
+        if self.augment and self.profile is None:
+            raise ParameterError("augment", True, "needs profile settings (the 2θ grid)")
 
     def as_attrs(self) -> dict:
         attrs = {k: v for k, v in asdict(self).items() if k != "profile"}
@@ -150,7 +171,7 @@ class _Parts:
 def run_simulation(
     items: list[StructureItem],
     settings: SimulationSettings,
-    output: str | Path,
+    output: str | Path | None = None,
     *,
     jobs: int = 1,
     resume: bool = False,
@@ -160,32 +181,53 @@ def run_simulation(
     on_progress: Callable[[int], None] | None = None,
     extra_attrs: dict | None = None,
 ) -> PatternSet:
-    """Simulate *items* into *output* (patterns/1) and return what was written."""
+    """Simulate *items* and return the patterns; with *output*, also write them there
+    (patterns/1), saving finished chunks on the way so that ``resume=True`` continues an
+    interrupted run. Without *output* everything stays in memory (nothing to resume)."""
+    if chunk_size < 1:
+        raise ParameterError("chunk_size", chunk_size, "must be at least 1")
+    starts = list(range(0, len(items), chunk_size))
+    if output is None:
+        if resume:
+            raise ParameterError("resume", resume, "needs an output file to resume")
+        results: list[dict] = []
+        for _, chunk in _compute(items, starts, settings, chunk_size, jobs, backend, scheduler):
+            results.extend(chunk)
+            if on_progress:
+                on_progress(len(chunk))
+        return _assemble(results, items, settings, extra_attrs or {})
+
     output = Path(output)
     parts = _Parts(output, settings, len(items), chunk_size)
-    done = parts.open(resume)
-    starts = list(range(0, len(items), chunk_size))
-    todo = [s for s in starts if s not in done]
-    if on_progress and done:
-        on_progress(sum(min(chunk_size, len(items) - s) for s in starts if s in done))
-
-    if todo:
-        with _parallel_backend(backend, scheduler, jobs):
-            parallel = joblib.Parallel(n_jobs=jobs, return_as="generator")
-            results = parallel(
-                joblib.delayed(_simulate_chunk)(items[s : s + chunk_size], s, settings)
-                for s in todo
-            )
-            for start, chunk in zip(todo, results):
-                parts.save(start, chunk)
-                if on_progress:
-                    on_progress(len(chunk))
+    finished = parts.open(resume)
+    todo = [s for s in starts if s not in finished]
+    if on_progress and finished:
+        on_progress(sum(min(chunk_size, len(items) - s) for s in starts if s in finished))
+    for start, chunk in _compute(items, todo, settings, chunk_size, jobs, backend, scheduler):
+        parts.save(start, chunk)
+        if on_progress:
+            on_progress(len(chunk))
 
     results = [r for s in starts for r in parts.load(s)]
     pattern_set = _assemble(results, items, settings, extra_attrs or {})
     write_patterns(output, pattern_set)
     shutil.rmtree(parts.dir, ignore_errors=True)
     return pattern_set
+
+
+def _compute(items, starts, settings, chunk_size, jobs, backend, scheduler):
+    """(start, results) of the chunks beginning at *starts*, in order, from *jobs* workers."""
+    if not starts:
+        return
+    with _parallel_backend(backend, scheduler, jobs):
+        parallel = joblib.Parallel(n_jobs=jobs, return_as="generator")
+        yield from zip(
+            starts,
+            parallel(
+                joblib.delayed(_simulate_chunk)(items[s : s + chunk_size], s, settings)
+                for s in starts
+            ),
+        )
 
 
 DASK_CONNECT_TIMEOUT = "20s"  # how long to wait for a --scheduler before giving up
@@ -203,9 +245,10 @@ class _parallel_backend:
             try:
                 from dask.distributed import Client
             except ImportError:
-                raise XtalError(
-                    "--backend dask needs dask.distributed; "
-                    "install it with pip install 'xtal[dask]'"
+                raise ParameterError(
+                    "backend",
+                    "dask",
+                    "needs dask.distributed; install it with pip install 'xtal[dask]'",
                 ) from None
             try:
                 self.client = (
@@ -221,7 +264,7 @@ class _parallel_backend:
         elif self.backend == "loky":
             self.config = joblib.parallel_config(backend="loky")
         else:
-            raise XtalError(f"unknown backend {self.backend!r}; use loky or dask")
+            raise ParameterError("backend", self.backend, "use loky or dask")
         self.config.__enter__()
         return self
 
