@@ -9,13 +9,13 @@ from xtal_cli.errors import XtalError
 from xtal_cli.refine.engine import RietveldModel, Stage, refine
 from xtal_cli.refine.instrument import read_instrument
 from xtal_cli.refine.phases import read_phase
-from xtal_cli.refine.profile import calc_peaks
+from xtal_cli.xrd.lineshape import fcj_peaks
 
 
 def test_profile_has_unit_area_and_fcj_tail_on_the_low_side():
     x = np.arange(5.0, 60.0, 0.002)
-    sym = calc_peaks(x, [20.0], [4.0], [3.0], 0.0, [1.0], nfwhm=200)
-    asym = calc_peaks(x, [20.0], [4.0], [3.0], 0.05, [1.0], nfwhm=200)
+    sym = fcj_peaks(x, [20.0], [4.0], [3.0], 0.0, [1.0], nfwhm=200)
+    asym = fcj_peaks(x, [20.0], [4.0], [3.0], 0.05, [1.0], nfwhm=200)
     assert sym.sum() * 0.002 == pytest.approx(1.0, abs=2e-3)
     assert asym.sum() * 0.002 == pytest.approx(1.0, abs=5e-3)
     # axial divergence at low angle pushes intensity below the Bragg angle

@@ -12,8 +12,8 @@ from xtal_cli.xrd.augment import (
     augmented_profile,
     draw_augmentation,
     march_dollase,
-    tch_fwhm_eta,
 )
+from xtal_cli.xrd.lineshape import tch_fwhm_eta
 from xtal_cli.xrd.peaks import find_peaks
 from xtal_cli.xrd.sticks import Sticks
 

@@ -162,7 +162,7 @@ def test_fast_equals_pymatgen_on_shared_structures(shared_data):
 
 def test_compiled_profile_equals_the_formula():
     """pseudo_voigt_sum (compiled) against the pseudo-Voigt written out densely with numpy."""
-    from xtal_cli.xrd.profile import caglioti_fwhm, pseudo_voigt_sum
+    from xtal_cli.xrd.lineshape import caglioti_fwhm, pseudo_voigt_sum
 
     rng = np.random.default_rng(3)
     grid = np.arange(5.0, 90.0, 0.02)
@@ -181,7 +181,7 @@ def test_compiled_profile_equals_the_formula():
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12 * expected.max())
     # area kept: each peak integrates to its stick intensity (up to the truncated tails)
     assert got.sum() * 0.02 == pytest.approx(areas.sum(), rel=0.02)
-    assert not pseudo_voigt_sum(grid, [], [], [], eta).any()
+    assert not pseudo_voigt_sum(grid, [], [], [], eta, window).any()
 
 
 def test_torch_batch_path_equals_pymatgen():

@@ -2,13 +2,8 @@ import numpy as np
 import pytest
 
 from xtal_cli.errors import XtalError
-from xtal_cli.xrd.units import (
-    UNITS,
-    from_two_theta,
-    kalpha_pair,
-    resolve_wavelength,
-    to_two_theta,
-)
+from xtal_cli.xrd.lineshape import kalpha_pair
+from xtal_cli.xrd.units import UNITS, from_two_theta, resolve_wavelength, to_two_theta
 
 
 def test_wavelength_names_and_numbers():

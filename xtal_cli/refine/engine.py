@@ -7,7 +7,7 @@ y_calc(2θ) = background(2θ) + Σ_phase,hkl,line  area · S(2θ − pos)
   P = (1 − Polariz.)·cos²2θ + Polariz. (GSAS-II's polarisation at azimuth 0; Polariz. from the
   instrument file carries the monochromator);
 * widths from U V W X Y (+ GSAS-II's default sample broadening: 1 µm size, 1000 µstrain,
-  Lorentzian) and SH/L (:mod:`.profile`).
+  Lorentzian) and SH/L: TCH pseudo-Voigt with FCJ asymmetry, :mod:`xtal_cli.xrd.lineshape`.
 
 The refinement is Levenberg–Marquardt on w = 1/σ², σ² = counts (as GSAS-II), with the Jacobian
 from the compiled kernel (analytic in position and widths, analytic |F|² derivatives for atoms,
@@ -31,9 +31,9 @@ import numpy as np
 
 from xtal_cli.errors import XtalError
 from xtal_cli.refine import background as bgmod
-from xtal_cli.refine import profile as prof
 from xtal_cli.refine.phases import A_to_cell, Phase, hkl_terms
 from xtal_cli.refine.scattering import StructureFactors
+from xtal_cli.xrd import lineshape
 
 SIZE_UM = 1.0  # GSAS-II default isotropic crystallite size (µm), not refined
 MUSTRAIN = 1000.0  # GSAS-II default isotropic microstrain (10⁻⁶), not refined
@@ -262,9 +262,10 @@ class RietveldModel:
                 tth + v[ix["zero"]] - const * (v[ix["DisplaceX"]] * c2t + v[ix["DisplaceY"]] * s2t)
             )
             tan, cos = np.tan(th), np.cos(th)
-            sig = v[ix["U"]] * tan**2 + v[ix["V"]] * tan + v[ix["W"]]
+            sig = lineshape.caglioti(th, v[ix["U"]], v[ix["V"]], v[ix["W"]])
             sample = 1.8 * lam / (math.pi * SIZE_UM * cos) + 0.018 * MUSTRAIN * tan / math.pi
-            gam = v[ix["X"]] / cos + v[ix["Y"]] * tan + self.inst.Z + sample
+            # GSAS-II's γ = X / cosθ + Y tanθ, the shared X tanθ + Y / cosθ with X and Y swapped
+            gam = lineshape.lorentzian_fwhm(th, v[ix["Y"]], v[ix["X"]]) + self.inst.Z + sample
             lorentz = 1.0 / (2 * sinth**2 * cos)
             pola = (1 - self.inst.polariz) * c2t**2 + self.inst.polariz
             lp = lorentz * pola
@@ -328,17 +329,16 @@ class RietveldModel:
         ix = self.layout.index
         pk = self.peaks(v, derivatives=free is not None)
         shl = max(float(v[ix["SH/L"]]), 0.0)
-        fw, _ = prof.tch(pk["sig"], pk["gam"])
-        lo, hi = prof.windows(self.x, pk["pos"], fw, shl)
+        fw, _ = lineshape.gsas_tch(pk["sig"], pk["gam"])
+        lo, hi = lineshape.fcj_windows(self.x, pk["pos"], fw, shl)
         bgc = np.array([v[ix[f"bg{i}"]] for i in range(self.bg_n)])
         ybg = self.B @ bgc
         c = np.ascontiguousarray
         args = (self.x, c(pk["pos"]), c(pk["sig"]), c(pk["gam"]), shl, c(pk["area"]), lo, hi)
-        tables = (prof._NODES, prof._WEIGHTS, prof._ORDERS)
         if free is None:
-            return ybg, prof.render(*args, *tables)
+            return ybg, lineshape.fcj_render(*args)
         Cpos, Csig, Cgam, Carea, ishl = self._coefficients(v, pk, free)
-        ypk, J = prof.render_jacobian(*args, Cpos, Csig, Cgam, Carea, ishl, *tables)
+        ypk, J = lineshape.fcj_render_jacobian(*args, Cpos, Csig, Cgam, Carea, ishl)
         for p, name in enumerate(free):
             if name.startswith("bg"):
                 J[:, p] = self.B[:, int(name[2:])]
@@ -453,7 +453,7 @@ class RietveldModel:
         pk = self.peaks(v)
         mid = 0.5 * (self.x[0] + self.x[-1])
         k = int(np.argmin(np.abs(pk["pos"] - mid)))
-        fw = float(prof.tch(pk["sig"][k : k + 1], pk["gam"][k : k + 1])[0][0]) * 100  # centideg
+        fw = float(lineshape.gsas_tch(pk["sig"][k], pk["gam"][k])[0]) * 100  # centideg
         th = math.radians(pk["tth"][k] / 2)
         gam_fixed = float(pk["gam"][k]) - (
             v[ix["X"]] / math.cos(th) + v[ix["Y"]] * math.tan(th)
@@ -493,8 +493,10 @@ class RietveldModel:
         a peak by more than a degree: refused without drawing (it would need huge windows)."""
         a, b = self.peaks(v), self.peaks(vn)
         i = self.layout.index["SH/L"]
-        fa = prof.tch(a["sig"], a["gam"])[0] + prof.fcj_extent(a["pos"], max(v[i], 0.0))
-        fb = prof.tch(b["sig"], b["gam"])[0] + prof.fcj_extent(b["pos"], max(vn[i], 0.0))
+        fa, fb = (
+            lineshape.gsas_tch(p["sig"], p["gam"])[0] + lineshape.fcj_extent(p["pos"], max(s, 0.0))
+            for p, s in ((a, v[i]), (b, vn[i]))
+        )
         with np.errstate(all="ignore"):
             ratio = np.max(fb / fa)
             shift = np.max(np.abs(b["pos"] - a["pos"]))

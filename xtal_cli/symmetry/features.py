@@ -338,11 +338,11 @@ def profile_peak_options(ps, i: int, wavelength: float, peak_options: dict):
         return options, None
     params = json.loads(raw)
     if "ka2" not in options and params.get("ka2"):
-        from xtal_cli.xrd.augment import _ka2_of
+        from xtal_cli.xrd.lineshape import kalpha_doublet
 
-        lam2 = _ka2_of(wavelength)
-        if lam2 is not None:
-            options["ka2"] = (wavelength, lam2, float(params.get("ka2_ratio") or 0.5))
+        doublet = kalpha_doublet(wavelength, ratio=params.get("ka2_ratio"))
+        if doublet is not None:
+            options["ka2"] = doublet
     window = params.get("window")
     cov = None
     if window:
@@ -384,14 +384,16 @@ def scan_ka2(scan, ka2: str = "auto"):
     ``yes`` also strips a Kα1-only label with the tube's known Kα2; ``no`` never strips.
     Stripping a doublet that is not there creates false peaks, hence no stripping by default.
     """
+    from xtal_cli.xrd.lineshape import kalpha_doublet, kalpha_pair
+
     if ka2 == "no" or scan.wavelength is None:
         return None
     if scan.wavelength2:
-        return (scan.wavelength, scan.wavelength2, scan.ka2_ratio or 0.5)
+        return kalpha_doublet(scan.wavelength, scan.wavelength2, scan.ka2_ratio)
     if ka2 == "yes":
-        for element in ("Cu", "Mo", "Cr", "Fe", "Co", "Ag"):
-            if abs(scan.wavelength - WAVELENGTHS[f"{element}Ka1"]) < 2e-4:
-                return (WAVELENGTHS[f"{element}Ka1"], WAVELENGTHS[f"{element}Ka2"], 0.5)
+        pair = kalpha_pair(float(scan.wavelength))
+        if pair is not None:
+            return pair
         raise XtalError(
             f"{scan.path}: cannot strip Kα2: wavelength {scan.wavelength:g} Å is not a Kα1 line"
         )
@@ -402,7 +404,8 @@ def read_scan_with(path, wavelength: str | None = None):
     """Read a scan; *wavelength* (name or Å) applies when the file has none. A Kα doublet name
     (``CuKa``) means Kα1 + Kα2 radiation: positions refer to Kα1 and Kα2 is stripped."""
     from xtal_cli.io.scans import read_scan
-    from xtal_cli.xrd.units import kalpha_pair, resolve_wavelength
+    from xtal_cli.xrd.lineshape import kalpha_pair
+    from xtal_cli.xrd.units import resolve_wavelength
 
     wl, label, pair = None, None, None
     if wavelength:

@@ -6,7 +6,7 @@ doublets, zero and displacement shifts, backgrounds, counting noise, texture and
 training set can be audited and reproduced); :func:`augmented_profile` renders the sticks of one
 structure with them.
 
-Physics:
+Physics (the line shape, TCH widths and Kα2 positions are :mod:`xtal_cli.xrd.lineshape`):
 - widths: Thompson–Cox–Hastings pseudo-Voigt, Γ_G² = U tan²θ + V tanθ + W (Caglioti),
   Γ_L = X tanθ + Y / cosθ (strain, size), combined with TCH's 5th-order formula for Γ and η;
   X and Y are the instrument's Lorentzian terms plus the sample's: a crystallite size L
@@ -26,9 +26,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from xtal_cli.xrd.lineshape import kalpha2_lines, kalpha_doublet, pseudo_voigt_sum, tch_fwhm_eta
 from xtal_cli.xrd.units import WAVELENGTHS
 
-_LN2 = np.log(2.0)
+AUGMENT_WINDOW = 20.0  # each peak is drawn within ±20 FWHM of its centre
 TEXTURE_AXES = ((0, 0, 1), (1, 0, 0), (0, 1, 0), (1, 1, 0), (1, 1, 1))
 
 
@@ -127,21 +128,6 @@ def draw_augmentation(
     return params
 
 
-def tch_fwhm_eta(two_theta, u, v, w, x, y) -> tuple[np.ndarray, np.ndarray]:
-    """Thompson–Cox–Hastings: total FWHM (deg) and Lorentzian fraction η of the pseudo-Voigt."""
-    theta = np.radians(np.asarray(two_theta, dtype=float)) / 2.0
-    t = np.tan(theta)
-    g = np.sqrt(np.maximum(u * t * t + v * t + w, 1e-8))
-    lo = np.maximum(x * t + y / np.cos(theta), 0.0)
-    total = (
-        g**5 + 2.69269 * g**4 * lo + 2.42843 * g**3 * lo**2 + 4.47163 * g**2 * lo**3
-        + 0.07842 * g * lo**4 + lo**5
-    ) ** 0.2  # fmt: skip
-    q = lo / total
-    eta = np.clip(1.36603 * q - 0.47719 * q * q + 0.11116 * q**3, 0.0, 1.0)
-    return total, eta
-
-
 def march_dollase(hkl: np.ndarray, lattice, axis, r: float) -> np.ndarray:
     """Texture factor per reflection; *lattice* is a pymatgen Lattice or a 3×3 matrix (Å)."""
     if r == 1.0 or len(hkl) == 0:
@@ -153,20 +139,6 @@ def march_dollase(hkl: np.ndarray, lattice, axis, r: float) -> np.ndarray:
     cos = np.abs(g @ a) / (np.linalg.norm(g, axis=1) * np.linalg.norm(a) + 1e-300)
     cos2 = np.clip(cos, 0.0, 1.0) ** 2
     return (r * r * cos2 + (1.0 - cos2) / r) ** -1.5
-
-
-def _pseudo_voigt(grid, centers, areas, fwhm, eta, window: float = 20.0) -> np.ndarray:
-    out = np.zeros_like(grid)
-    lo = np.searchsorted(grid, centers - window * fwhm)
-    hi = np.searchsorted(grid, centers + window * fwhm)
-    for c, a, f, e, i, j in zip(centers, areas, fwhm, eta, lo, hi):
-        if j <= i:
-            continue
-        x = (grid[i:j] - c) / (f / 2.0)
-        gauss = np.sqrt(_LN2 / np.pi) / (f / 2.0) * np.exp(-_LN2 * x * x)
-        lorentz = 1.0 / (np.pi * (f / 2.0) * (1.0 + x * x))
-        out[i:j] += a * (e * lorentz + (1.0 - e) * gauss)
-    return out
 
 
 def augmented_profile(
@@ -194,16 +166,12 @@ def augmented_profile(
         2.0 * params.get("displacement_mm", 0.0) * np.cos(theta) / params.get("radius_mm", 240.0)
     )
     tt = tt + shift
-    # Kα2
     if params.get("ka2"):
-        lam2 = ka2_wavelength or _ka2_of(wavelength)
-        if lam2 is not None:
-            s2 = np.sin(np.radians(tt) / 2.0) * lam2 / wavelength
-            ok = s2 < 1.0
-            tt = np.concatenate([tt, 2.0 * np.degrees(np.arcsin(s2[ok]))])
-            inten = np.concatenate([inten, inten[ok] * params["ka2_ratio"]])
+        doublet = kalpha_doublet(wavelength, ka2_wavelength, params["ka2_ratio"])
+        if doublet is not None:
+            tt, inten = kalpha2_lines(tt, inten, doublet)
     fwhm, eta = tch_fwhm_eta(tt, params["U"], params["V"], params["W"], params["X"], params["Y"])
-    y = _pseudo_voigt(grid, tt, inten, fwhm, eta)
+    y = pseudo_voigt_sum(grid, tt, inten, fwhm, eta, AUGMENT_WINDOW)
     top = y.max() if y.size and y.max() > 0 else 1.0
     y = y / top
     # background relative to the strongest point
@@ -225,13 +193,6 @@ def augmented_profile(
         y[(grid < window[0]) | (grid > window[1])] = 0.0
     top = y.max()
     return (y / top if top > 0 else y).astype(np.float32)
-
-
-def _ka2_of(wavelength: float) -> float | None:
-    for name, value in WAVELENGTHS.items():
-        if name.endswith("Ka1") and abs(value - wavelength) < 2e-4:
-            return WAVELENGTHS[name[:-1] + "2"]
-    return None
 
 
 def settings_dict(settings: AugmentSettings | None = None) -> dict:

@@ -122,10 +122,12 @@ def strip_ka2(
 ) -> np.ndarray:
     """Rachinger Kα2 stripping: I₁(2θ) = I(2θ) − R·I₁(2θ′), with 2θ′ the Kα1 angle whose Kα2
     lands at 2θ (sin θ′ = λ₁/λ₂ · sin θ). Works point by point in increasing 2θ."""
+    from xtal_cli.xrd.lineshape import doublet_two_theta
+
     tt = np.asarray(two_theta, dtype=float)
     y = np.asarray(intensity, dtype=float)
-    s = np.sin(np.radians(tt) / 2.0) * (wavelength1 / wavelength2)
-    source = 2.0 * np.degrees(np.arcsin(np.clip(s, -1.0, 1.0)))
+    # unreached only if λ₁ > λ₂: the old clip to sin θ′ = 1 put it at 180°
+    source = np.nan_to_num(doublet_two_theta(tt, wavelength2, wavelength1), nan=180.0)
     pos = np.interp(source, tt, np.arange(len(tt)), left=-1.0)  # fractional index of 2θ′
     out = y.tolist()
     pos_l = pos.tolist()
@@ -503,8 +505,9 @@ def find_scan_peaks(scan, *, strip_ka2_from_file: bool = True, **kwargs) -> Peak
     """:func:`find_peaks` on a :class:`~xtal_cli.io.scans.Scan`, stripping Kα2 when the scan
     names both wavelengths (pass ``ka2=`` to override)."""
     if "ka2" not in kwargs and strip_ka2_from_file and scan.wavelength and scan.wavelength2:
-        ratio = scan.ka2_ratio if scan.ka2_ratio else 0.5
-        kwargs["ka2"] = (scan.wavelength, scan.wavelength2, ratio)
+        from xtal_cli.xrd.lineshape import kalpha_doublet
+
+        kwargs["ka2"] = kalpha_doublet(scan.wavelength, scan.wavelength2, scan.ka2_ratio)
     return find_peaks(scan.two_theta, scan.counts, **kwargs)
 
 

@@ -3,6 +3,7 @@
 Sticks become area-normalised pseudo-Voigt peaks (so the integrated intensity of each reflection
 is kept) with a fixed FWHM or Caglioti's FWHM² = U tan²θ + V tanθ + W (deg²); optionally the Kα2
 doublet, a background and Poisson counting noise. Profiles are returned scaled to a maximum of 1.
+The line shape itself (pseudo-Voigt, Caglioti, Kα2) is :mod:`xtal_cli.xrd.lineshape`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-_LN2 = np.log(2.0)
+from xtal_cli.xrd.lineshape import caglioti_fwhm, kalpha2_lines, pseudo_voigt_sum
+
+PROFILE_WINDOW = 30.0  # each peak is drawn within ±30 FWHM of its centre
 
 
 @dataclass(frozen=True)
@@ -41,37 +44,6 @@ class ProfileSettings:
         return out
 
 
-def caglioti_fwhm(two_theta, u: float, v: float, w: float) -> np.ndarray:
-    """FWHM (deg) from Caglioti's U, V, W (deg²); clipped to stay positive."""
-    t = np.tan(np.radians(np.asarray(two_theta, dtype=float)) / 2.0)
-    return np.sqrt(np.maximum(u * t * t + v * t + w, 1e-8))
-
-
-def kalpha2_lines(two_theta, intensity, ka2: tuple[float, float, float]):
-    """Add the Kα2 line of every reflection: sin θ2 = (λ2/λ1) sin θ1, intensity × ratio."""
-    lam1, lam2, ratio = ka2
-    two_theta = np.asarray(two_theta, dtype=float)
-    s2 = np.sin(np.radians(two_theta) / 2.0) * lam2 / lam1
-    ok = s2 < 1.0
-    tt2 = 2.0 * np.degrees(np.arcsin(s2[ok]))
-    return (
-        np.concatenate([two_theta, tt2]),
-        np.concatenate([np.asarray(intensity, dtype=float), np.asarray(intensity)[ok] * ratio]),
-    )
-
-
-def pseudo_voigt_sum(grid, centers, areas, fwhm, eta: float = 0.5, window: float = 30.0):
-    """Sum of area-normalised pseudo-Voigt peaks on *grid*, each evaluated within ±window·FWHM."""
-    grid = np.asarray(grid, dtype=float)
-    centers = np.asarray(centers, dtype=float)
-    areas = np.asarray(areas, dtype=float)
-    fwhm = np.broadcast_to(np.asarray(fwhm, dtype=float), centers.shape)
-    # one compiled pass over all peaks (issue 6); numba loads only when profiles are drawn
-    from xtal_cli.xrd.fast_profile import pseudo_voigt_sum_fast
-
-    return pseudo_voigt_sum_fast(grid, centers, areas, fwhm, eta, window)
-
-
 def render_profile(
     two_theta, intensity, settings: ProfileSettings, rng: np.random.Generator | None = None
 ) -> np.ndarray:
@@ -84,7 +56,7 @@ def render_profile(
         fwhm = caglioti_fwhm(tt, *settings.caglioti)
     else:
         fwhm = np.full(tt.shape, settings.fwhm)
-    y = pseudo_voigt_sum(grid, tt, inten, fwhm, settings.eta)
+    y = pseudo_voigt_sum(grid, tt, inten, fwhm, settings.eta, PROFILE_WINDOW)
     peak = y.max() if y.size and y.max() > 0 else 1.0
     y = y / peak + settings.background
     if settings.noise_counts:

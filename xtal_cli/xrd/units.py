@@ -47,14 +47,6 @@ def resolve_wavelength(value: str | float) -> tuple[float, str]:
     return wl, label
 
 
-def kalpha_pair(label: str) -> tuple[float, float, float] | None:
-    """``(λ1, λ2, I2/I1)`` for a Kα line name (``CuKa``, ``CuKa1``), else ``None``."""
-    for element in ("Cu", "Mo", "Cr", "Fe", "Co", "Ag"):
-        if label in (f"{element}Ka", f"{element}Ka1"):
-            return WAVELENGTHS[f"{element}Ka1"], WAVELENGTHS[f"{element}Ka2"], 0.5
-    return None
-
-
 def two_theta_to_d(two_theta, wavelength: float):
     """Bragg's law: d = λ / (2 sin θ)."""
     return wavelength / (2.0 * np.sin(np.radians(np.asarray(two_theta, dtype=float)) / 2.0))
