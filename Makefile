@@ -24,8 +24,8 @@ demo: $(STAMP)
 	@mkdir -p $(DEMO)
 	$(BIN)/xtal simulate --builtin mp-sample --wavelength CuKa1 --augment --seed 0 -j $(JOBS) -o $(DEMO)/patterns.h5 --resume
 	$(BIN)/xtal featurize $(DEMO)/patterns.h5 --source profile --lattices -j $(JOBS) -o $(DEMO)/features.h5
-	$(BIN)/xtal train-symmetry $(DEMO)/features.h5 --seed 0 -j $(JOBS) -o $(DEMO)/symmetry.joblib --report $(DEMO)/report
-	$(BIN)/xtal predict-symmetry $(DEMO)/symmetry.joblib xtal_cli/data/examples/Y2O3/Y2O3.xy --wavelength CuKa --top 5
+	$(BIN)/xtal train-symmetry $(DEMO)/features.h5 --seed 0 -j $(JOBS) -o $(DEMO)/symmetry.h5 --report $(DEMO)/report
+	$(BIN)/xtal predict-symmetry $(DEMO)/symmetry.h5 xtal_cli/data/examples/Y2O3/Y2O3.xy --wavelength CuKa --top 5
 	@echo "(Y2O3, a measured lab scan, is cubic Ia-3 = 206. The 2,500 embedded structures are enough for the crystal system, not for the space group: see docs/predict-symmetry.md.)"
 
 test: $(STAMP)

@@ -3,8 +3,8 @@
 Simulates all 27,248 structures once (Cu Kα1, 2θ 0-90°) into bench/work/mp_all_cuka1_0-90.h5
 (reused by other benchmarks), featurizes them (10 lowest peak positions in Q + peak count) and
 reports, for a fixed random 80/20 split (seed 0) and for the year split of the dated rows:
-crystal-system accuracy, space-group top-1/5/10, training and prediction time, bundle size and
-load time; then the published algorithm comparison (ExRT, RF, kNN, DT, LR) on the random split.
+crystal-system accuracy, space-group top-1/5/10, training and prediction time, model file size
+and load time; then the published algorithm comparison (ExRT, RF, kNN, DT, LR) on the random split.
 
 Usage: python bench/bench_symmetry.py [--quick]   (--quick: 100 trees, no comparison)
 """
@@ -85,19 +85,17 @@ def run(fs, model="extra-trees", split="random", params=None, **kw):
     opts = TrainOptions(
         model=model, params=params or {}, split=split, seed=0, n_jobs=2, permutation=False, **kw
     )
-    content, report = train_symmetry(fs, opts, source=str(FEATURES), log=lambda m: None)
-    return content, report
+    model, report = train_symmetry(fs, opts, source=str(FEATURES), log=lambda m: None)
+    return model, report
 
 
-def bundle_timing(content: dict) -> dict:
-    """Bundle size and load time, and one measured file end to end through the CLI."""
-    from xtal_cli.io.bundles import write_bundle
-
-    path = WORK / "mp_symmetry.joblib"
-    size = write_bundle(path, "symmetry-model", content)
+def bundle_timing(model) -> dict:
+    """Model file size and load time, and one measured file end to end through the CLI."""
+    path = WORK / "mp_symmetry.h5"
+    size = model.save(path)
     code = (
-        "import time; t=time.perf_counter(); from xtal_cli.symmetry.predict import load_model;"
-        f"b=load_model({str(path)!r}); print(time.perf_counter()-t)"
+        "import time; t=time.perf_counter(); from xtal_cli.symmetry.estimator import SymmetryModel;"
+        f"m=SymmetryModel.load({str(path)!r}); print(time.perf_counter()-t)"
     )
     load_s = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                   check=True).stdout.split()[-1])  # fmt: skip
@@ -152,9 +150,9 @@ def main() -> None:
         "acceptance": TARGET,
     }
     trees = {"n_estimators": 100} if quick else {}
-    content, rep = run(fs, params=trees)
+    model, rep = run(fs, params=trees)
     result["random_split"] = summarise(rep)
-    result["random_split"].update(bundle_timing(content))
+    result["random_split"].update(bundle_timing(model))
     result["accepted"] = bool(
         rep["metrics"]["crystal_system"]["accuracy"] >= TARGET["crystal_system"]
         and all(rep["metrics"]["space_group"][k] >= TARGET[k] for k in ("top1", "top5", "top10"))

@@ -120,7 +120,7 @@ def test_embeddings_file_without_ids_is_refused(structure_emb, invoke, tmp_path)
 
 
 def test_checkpoint_of_a_different_model_is_refused(trained, patterns_h5, invoke, tmp_path):
-    payload = torch.load(trained[0] / "model.pt", weights_only=False)
+    payload = torch.load(trained[0] / "model.pt", weights_only=True)
     payload["config"]["dim"] = 32  # weights say 64
     other = tmp_path / "other.pt"
     torch.save(payload, other)

@@ -41,8 +41,8 @@ def test_interrupted_training_resumes_to_the_same_weights(patterns_h5, tmp_path)
     with pytest.raises(XtalError, match="--resume"):
         train_embed(patterns_h5, interrupted, settings, dim=16)
     train_embed(patterns_h5, interrupted, settings, dim=16, resume=True)
-    a = torch.load(straight / "model.pt", weights_only=False)["state"]
-    b = torch.load(interrupted / "model.pt", weights_only=False)["state"]
+    a = torch.load(straight / "model.pt", weights_only=True)["state"]
+    b = torch.load(interrupted / "model.pt", weights_only=True)["state"]
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
     lines = (interrupted / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2]

@@ -88,7 +88,7 @@ def patterns_h5(pattern_set, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained(patterns_h5, tmp_path_factory):
-    """features.h5 and a small trained bundle (20 trees), made through the CLI."""
+    """features.h5 and a small trained model file (20 trees), made through the CLI."""
     from typer.testing import CliRunner
 
     from xtal_cli.cli import app
@@ -96,7 +96,7 @@ def trained(patterns_h5, tmp_path_factory):
     out = tmp_path_factory.mktemp("model")
     runner = CliRunner()
     feats = out / "features.h5"
-    model = out / "model.joblib"
+    model = out / "model.h5"
     r = runner.invoke(app, ["featurize", str(patterns_h5), "--unit", "q", "-o", str(feats), "-q"])
     assert r.exit_code == 0, r.output
     r = runner.invoke(

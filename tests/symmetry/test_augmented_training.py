@@ -127,7 +127,7 @@ def test_augmented_training_and_prediction_end_to_end(invoke, small_structures, 
             s.to(filename=str(cifs / f"{name}_{k}.cif"))
     patterns = tmp_path / "aug.h5"
     feats = tmp_path / "aug_features.h5"
-    model = tmp_path / "aug_model.joblib"
+    model = tmp_path / "aug_model.h5"
     for seed, out in ((0, patterns), (1, tmp_path / "aug1.h5")):
         r = invoke("simulate", cifs, "--augment", "--seed", seed, "-o", out, "-q")
         assert r.exit_code == 0, r.output

@@ -32,20 +32,25 @@ def test_train_outputs(trained):
         "n_peaks" in (report / "rules.txt").read_text()
         or "peak_" in (report / "rules.txt").read_text()
     )
-    # the sibling metrics file next to the bundle
+    # the sibling metrics file next to the model
     assert trained["model"].with_name("model.metrics.json").exists()
 
 
-def test_bundle_contents(trained):
-    from xtal_cli.io.bundles import read_bundle
+def test_model_file_contents(trained):
+    import h5py
 
-    b = read_bundle(trained["model"], "symmetry-model")
-    assert b["xtal_layout"] == "symmetry-model/1"
-    assert set(b["estimators"]) == {"crystal_system", "space_group"}
-    assert b["feature_settings"]["unit"] == "q"
-    assert len(b["training"]["fingerprint"]) == 16
-    assert "scikit-learn" in b["versions"]
-    assert b["space_group_symbols"][225] == "Fm-3m"
+    from xtal_cli.symmetry.estimator import SymmetryModel
+
+    with h5py.File(trained["model"], "r") as h5:
+        assert h5.attrs["xtal_layout"] == "symmetry-model/2"
+        meta = json.loads(h5.attrs["metadata"])
+    assert "scikit-learn" in meta["versions"] and meta["model"] == "extra-trees"
+    m = SymmetryModel.load(trained["model"])
+    assert set(m.estimators_) == {"crystal_system", "space_group"}
+    assert m.feature_settings_.unit == "q"
+    assert len(m.training_["fingerprint"]) == 16
+    assert m.space_group_symbols_[225] == "Fm-3m"
+    assert m.params_["crystal_system"]["n_estimators"] == 20
 
 
 def test_predict_features_file_json(invoke, trained):
@@ -116,10 +121,13 @@ def test_predict_needs_wavelength(invoke, trained, small_structures, tmp_path):
 
 
 def test_training_is_deterministic(invoke, trained, tmp_path):
+    from xtal_cli.symmetry.estimator import SymmetryModel
     from xtal_cli.symmetry.features import read_features
-    from xtal_cli.symmetry.predict import load_model, predict_rows
 
-    other = tmp_path / "again.joblib"
+    def ranked(path):
+        return SymmetryModel.load(path).rank(X, top=3)
+
+    other = tmp_path / "again.h5"
     r = invoke(
         "train-symmetry",
         trained["features"],
@@ -135,27 +143,27 @@ def test_training_is_deterministic(invoke, trained, tmp_path):
     )
     assert r.exit_code == 0, r.output
     X = read_features(trained["features"]).X
-    a = predict_rows(load_model(trained["model"]), X, top=3)
-    b = predict_rows(load_model(other), X, top=3)
+    a = ranked(trained["model"])
+    b = ranked(other)
     assert a == b
     r = invoke(
         "train-symmetry",
         trained["features"],
         "-o",
-        tmp_path / "s1.joblib",
+        tmp_path / "s1.h5",
         "--trees",
         "20",
         "--seed",
         "1",
         "-q",
     )
-    c = predict_rows(load_model(tmp_path / "s1.joblib"), X, top=3)
+    c = ranked(tmp_path / "s1.h5")
     assert c != a
 
 
 @pytest.mark.parametrize("model", ["random-forest", "knn", "decision-tree", "logistic-regression"])
 def test_other_models(invoke, trained, tmp_path, model):
-    out = tmp_path / "m.joblib"
+    out = tmp_path / "m.h5"
     r = invoke(
         "train-symmetry",
         trained["features"],
@@ -179,7 +187,7 @@ def test_year_and_group_splits_and_search(invoke, trained, tmp_path):
         "train-symmetry",
         trained["features"],
         "-o",
-        tmp_path / "y.joblib",
+        tmp_path / "y.h5",
         "--split",
         "year",
         "--trees",
@@ -195,7 +203,7 @@ def test_year_and_group_splits_and_search(invoke, trained, tmp_path):
         "train-symmetry",
         trained["features"],
         "-o",
-        tmp_path / "g.joblib",
+        tmp_path / "g.h5",
         "--split",
         "group",
         "--group-by",
@@ -214,23 +222,23 @@ def test_year_and_group_splits_and_search(invoke, trained, tmp_path):
 # ----------------------------------------------------------------------------- bad input
 
 
-def test_bundle_of_another_layout_version(invoke, trained, tmp_path):
-    import joblib
+def test_model_of_another_layout_version(invoke, trained, tmp_path):
+    import h5py
 
-    bundle = joblib.load(trained["model"])
-    bundle["xtal_layout"] = "symmetry-model/0"
-    old = tmp_path / "old.joblib"
-    joblib.dump(bundle, old)
+    old = tmp_path / "old.h5"
+    old.write_bytes(trained["model"].read_bytes())
+    with h5py.File(old, "a") as h5:
+        h5.attrs["xtal_layout"] = "symmetry-model/3"
     r = invoke("predict-symmetry", old, trained["features"])
     assert r.exit_code == 2
-    assert "symmetry-model/0" in r.stderr and "retrain" in r.stderr
+    assert "symmetry-model/3" in r.stderr and "retrain" in r.stderr
 
 
-def test_not_a_bundle(invoke, trained, tmp_path):
-    junk = tmp_path / "junk.joblib"
-    junk.write_bytes(b"not a pickle at all")
+def test_not_a_model_file(invoke, trained, tmp_path):
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not a model at all")
     r = invoke("predict-symmetry", junk, trained["features"])
-    assert r.exit_code == 2 and "junk.joblib" in r.stderr
+    assert r.exit_code == 2 and "junk.h5" in r.stderr and "not HDF5" in r.stderr
 
 
 @pytest.mark.parametrize("content", ["", "two theta, counts\nabc def\n1 2 3\nfoo bar\n"])
@@ -255,14 +263,14 @@ def test_truncated_hdf5(invoke, trained, patterns_h5, tmp_path):
     r = invoke("featurize", tmp_path / f"cut_{patterns_h5.name}", "-o", tmp_path / "f.h5")
     assert r.exit_code == 2
     r = invoke(
-        "train-symmetry", tmp_path / f"cut_{trained['features'].name}", "-o", tmp_path / "m.joblib"
+        "train-symmetry", tmp_path / f"cut_{trained['features'].name}", "-o", tmp_path / "m.h5"
     )
     assert r.exit_code == 2
 
 
 def test_pattern_below_model_range(invoke, patterns_h5, small_structures, tmp_path):
     """A model for 2θ 40-90° refuses a scan measured only at 5-35°, and warns on partial cover."""
-    feats, model = tmp_path / "f.h5", tmp_path / "m.joblib"
+    feats, model = tmp_path / "f.h5", tmp_path / "m.h5"
     assert (
         invoke("featurize", patterns_h5, "--two-theta-min", "40", "-o", feats, "-q").exit_code == 0
     )
@@ -336,7 +344,7 @@ def test_indexing_columns_through_the_cli(invoke, trained, patterns_h5, small_st
     indexed features."""
     from xtal_cli.symmetry.features import read_features
 
-    feats, model = tmp_path / "idx.h5", tmp_path / "idx.joblib"
+    feats, model = tmp_path / "idx.h5", tmp_path / "idx.h5"
     assert invoke("featurize", patterns_h5, "--indexing", "-o", feats, "-q").exit_code == 0
     fs = read_features(feats)
     assert fs.X.shape[1] == 14 and fs.settings.indexing

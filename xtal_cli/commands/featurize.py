@@ -69,20 +69,21 @@ def featurize(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
+    from xtal_cli.io.h5 import layout_kind
     from xtal_cli.symmetry.features import (
         FeatureSettings,
         featurize_patterns,
         featurize_scans,
         write_features,
     )
-    from xtal_cli.symmetry.predict import _h5_kind, expand_inputs
+    from xtal_cli.symmetry.predict import expand_inputs
 
     jobs = worker_count(jobs)
     indexing = indexing or lattices
     if ka2 not in ("auto", "yes", "no"):
         raise XtalError(f"--ka2 {ka2!r}: use auto, yes or no")
     paths = expand_inputs(inputs)
-    kinds = {p: _h5_kind(p) for p in paths}
+    kinds = {p: layout_kind(p) for p in paths}
     h5s = [p for p, k in kinds.items() if k is not None]
     if h5s:
         if len(paths) > 1:

@@ -1,4 +1,4 @@
-"""``xtal predict-symmetry``: model bundle + patterns → ranked crystal systems and space groups."""
+"""``xtal predict-symmetry``: model file + patterns → ranked crystal systems and space groups."""
 
 from __future__ import annotations
 
@@ -12,17 +12,17 @@ from xtal_cli.errors import XtalError
 HELP = (
     "Rank crystal systems and space groups of measured powder patterns (.xy .xye .csv .dat .txt "
     ".xrdml; files, folders, globs, or - to read paths from stdin) or of a features/patterns "
-    ".h5 file, with a bundle from xtal train-symmetry. Peaks are picked, converted with the "
+    ".h5 file, with a model file from xtal train-symmetry. Peaks are picked, converted with the "
     "data's wavelength into the model's unit, and checked against the model's range."
 )
 EPILOG = (
-    "Example: xtal predict-symmetry symmetry.joblib scan.xy --wavelength CuKa --top 5  |  "
-    "ls *.xrdml | xtal predict-symmetry symmetry.joblib - --format jsonl"
+    "Example: xtal predict-symmetry symmetry.h5 scan.xy --wavelength CuKa --top 5  |  "
+    "ls *.xrdml | xtal predict-symmetry symmetry.h5 - --format jsonl"
 )
 
 
 def predict_symmetry(
-    model: Path = typer.Argument(..., help="Model bundle from xtal train-symmetry."),
+    model: Path = typer.Argument(..., help="Model file from xtal train-symmetry (.h5)."),
     inputs: list[str] = typer.Argument(..., help="Pattern files, folders, globs, .h5, or -."),
     wavelength: str = typer.Option(
         None,
@@ -39,7 +39,8 @@ def predict_symmetry(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
 ) -> None:
-    from xtal_cli.symmetry.predict import CSV_COLUMNS, load_model, predict_paths
+    from xtal_cli.symmetry.estimator import SymmetryModel
+    from xtal_cli.symmetry.predict import CSV_COLUMNS, predict_paths
     from xtal_cli.xrd.units import resolve_wavelength
 
     if fmt not in ("table", "json", "jsonl", "csv"):
@@ -50,9 +51,9 @@ def predict_symmetry(
         raise XtalError(f"--top {top}: must be at least 1")
     if wavelength:
         resolve_wavelength(wavelength)  # fail early on a typo
-    bundle = load_model(model)
+    fitted = SymmetryModel.load(model)
     preds = predict_paths(
-        bundle, inputs, wavelength=wavelength, top=top, ka2=ka2, prominence=prominence
+        fitted, inputs, wavelength=wavelength, top=top, ka2=ka2, prominence=prominence
     )
     errors = [p for p in preds if p.error]
     if errors and len(errors) == len(preds):
@@ -66,17 +67,17 @@ def predict_symmetry(
             for w in p.warnings:
                 err_console.print(f"[yellow]warning:[/] {p.id}: {w}", highlight=False)
     if fmt == "table":
-        _print_tables(preds, bundle)
+        _print_tables(preds, fitted)
     elif fmt == "csv":
         emit_records([row for p in preds for row in p.as_rows()], "csv", CSV_COLUMNS)
     else:
         emit_records([p.as_record() for p in preds], fmt)
 
 
-def _print_tables(preds, bundle) -> None:
+def _print_tables(preds, fitted) -> None:
     from rich.table import Table
 
-    settings = bundle["settings"]
+    settings = fitted.feature_settings_
     for p in preds:
         if p.error:
             continue
@@ -102,8 +103,8 @@ def _print_tables(preds, bundle) -> None:
             )
         console.print(table)
     console.print(
-        f"[dim]model: {bundle.get('model', '?')}, unit {settings.unit}, trained on "
-        f"{bundle.get('training', {}).get('n_train', '?')} patterns[/]",
+        f"[dim]model: {fitted.model}, unit {settings.unit}, trained on "
+        f"{fitted.training_.get('n_train', '?')} patterns[/]",
         highlight=False,
     )
 

@@ -1,4 +1,4 @@
-"""``xtal train-symmetry``: features/1 → a symmetry-model/1 joblib bundle plus held-out metrics."""
+"""``xtal train-symmetry``: features/1 → a symmetry-model/2 HDF5 model plus held-out metrics."""
 
 from __future__ import annotations
 
@@ -6,18 +6,24 @@ from pathlib import Path
 
 import typer
 
-from xtal_cli.commands._common import console, err_console, handle_errors, progress_bar
+from xtal_cli.commands._common import (
+    console,
+    err_console,
+    handle_errors,
+    progress_bar,
+    worker_count,
+)
 from xtal_cli.errors import XtalError
 
 HELP = (
     "Train crystal-system and space-group classifiers on peak features (extremely randomised "
     "trees, 500 trees, depth 30, 9 features per split by default, as Suzuki et al. 2020), "
     "evaluate them on held-out patterns (accuracy, precision, recall, F1, top-1/5/10), and "
-    "write one model bundle plus metrics JSON; --report adds confusion matrices, importances "
-    "and the accuracy-vs-peaks curve."
+    "write one model file (HDF5 arrays, nothing executable) plus metrics JSON; --report adds "
+    "confusion matrices, importances and the accuracy-vs-peaks curve."
 )
 EPILOG = (
-    "Example: xtal train-symmetry features.h5 --seed 0 -j 2 -o symmetry.joblib "
+    "Example: xtal train-symmetry features.h5 --seed 0 -j 2 -o symmetry.h5 "
     "--report report/ --rules cubic"
 )
 
@@ -45,7 +51,7 @@ def _value(text: str):
 
 def train_symmetry(
     features: Path = typer.Argument(..., help="Features file from xtal featurize (with labels)."),
-    output: Path = typer.Option(..., "-o", "--output", help="Model bundle to write (.joblib)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Model file to write (.h5)."),
     model: str = typer.Option(
         "extra-trees",
         "--model",
@@ -84,17 +90,16 @@ def train_symmetry(
         None, "--report", help="Folder for metrics.json, confusion and importance PNGs, curve."
     ),
     metrics: Path = typer.Option(
-        None, "--metrics", help="Metrics JSON (default: next to the bundle, .metrics.json)."
+        None, "--metrics", help="Metrics JSON (default: next to the model, .metrics.json)."
     ),
     compress: int = typer.Option(
-        0, "--compress", help="zlib level 0-9 for the bundle (smaller file, slower load)."
+        0, "--compress", help="gzip level 0-9 for the model file (smaller file, slower load)."
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (split, trees, search)."),
-    jobs: int = typer.Option(1, "-j", "--jobs", help="Parallel jobs for fitting."),
+    jobs: int = typer.Option(1, "-j", "--jobs", help="Parallel jobs for fitting (-1: all cores)."),
     fmt: str = typer.Option("table", "--format", help="Summary on stdout: table or json."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or messages."),
 ) -> None:
-    from xtal_cli.io.bundles import write_bundle
     from xtal_cli.symmetry.features import read_features
     from xtal_cli.symmetry.train import TrainOptions, write_metrics_json
     from xtal_cli.symmetry.train import train_symmetry as run
@@ -116,7 +121,7 @@ def train_symmetry(
         split=split,
         test_size=test_size,
         seed=seed,
-        n_jobs=max(1, jobs),
+        n_jobs=worker_count(jobs),
         group_by=group_by,
         year_cutoff=year_cutoff,
         search=search,
@@ -137,8 +142,8 @@ def train_symmetry(
             task = bar.add_task(f"fit {target.replace('_', ' ')}", total=total)
             return lambda n=1: bar.advance(task, n)
 
-        content, result = run(fs, opts, source=str(features), progress=progress, log=log)
-    size = write_bundle(output, "symmetry-model", content, compress=compress)
+        fitted, result = run(fs, opts, source=str(features), progress=progress, log=log)
+    size = fitted.save(output, compress=compress)
     result["bundle"] = {"path": str(output), "bytes": size, "compress": compress}
     metrics_path = metrics or output.with_name(output.stem + ".metrics.json")
     write_metrics_json(metrics_path, result)

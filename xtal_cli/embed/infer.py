@@ -89,19 +89,15 @@ def model_file(path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike, device: str = "cpu") -> Embedder:
-    """Load ``model.pt`` (or a ``checkpoint.pt``, or the training folder) and check it fits."""
-    from xtal_cli.embed.train import resolve_device
+    """Load ``model.pt`` (or a ``checkpoint.pt``, or the training folder) and check it fits.
+
+    Read with ``torch.load(weights_only=True)``: a model file from elsewhere cannot run code."""
+    from xtal_cli.embed.train import load_payload, resolve_device
 
     file = model_file(path)
     if not file.exists():
         raise XtalError(f"{file}: no such model; train one with xtal train-embed")
-    try:
-        payload = torch.load(file, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - pickle/zip errors of all kinds
-        raise XtalError(
-            f"{file}: cannot be read as a model ({type(exc).__name__}); "
-            "use the model.pt written by xtal train-embed"
-        ) from None
+    payload = load_payload(file, "a model", "use the model.pt written by xtal train-embed")
     kind = payload.get("kind") if isinstance(payload, dict) else None
     if kind not in ("xtal-embed-model", "xtal-embed-checkpoint"):
         raise XtalError(

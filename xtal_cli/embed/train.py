@@ -238,14 +238,52 @@ def _dist_info() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
+def plain_values(obj):
+    """*obj* as what ``torch.load(weights_only=True)`` accepts: tensors, dict/list/tuple, str,
+    int, float, bool, None (numpy values and paths converted); anything else is an error here,
+    at saving, rather than a file that only a code-running unpickle could read."""
+    if isinstance(obj, (np.generic, np.ndarray)):  # before str/float: np.float64 is a float
+        return obj.tolist()
+    if obj is None or type(obj) in (str, bool, int, float) or isinstance(obj, torch.Tensor):
+        return obj
+    if isinstance(obj, dict):
+        return {plain_values(k): plain_values(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return (list if isinstance(obj, list) else tuple)(plain_values(v) for v in obj)
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"{type(obj).__name__} cannot go into a weights-only checkpoint")
+
+
+def load_payload(path: Path, what: str, fix: str):
+    """``torch.load`` with ``weights_only=True``: tensors and plain values only, so a model or
+    checkpoint from elsewhere cannot run code. Files that hold other Python objects (written by
+    other programs, or with pickled objects inside) are refused with a message saying why."""
+    import pickle
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if "GLOBAL" in str(exc):
+            raise XtalError(
+                f"{path}: holds Python objects besides tensors and plain values (a file from "
+                "another program or an older xtal); unpickling them can run code, so this xtal "
+                "does not open it; train the model again with xtal train-embed"
+            ) from None
+        raise XtalError(f"{path}: cannot be read as {what} (UnpicklingError); {fix}") from None
+    except Exception as exc:  # noqa: BLE001 - zip/storage errors of all kinds
+        raise XtalError(f"{path}: cannot be read as {what} ({type(exc).__name__}); {fix}") from None
+
+
 def save_model(path: Path, model: DualEncoder, cfg: EmbedConfig, info: dict) -> None:
-    """The file ``embed`` and ``neighbors`` load: config + weights + provenance."""
+    """The file ``embed`` and ``neighbors`` load: config + weights + provenance (tensors and
+    plain values only: it loads with ``weights_only=True``)."""
     payload = {
         "kind": "xtal-embed-model",
         "format": MODEL_FORMAT,
-        "config": cfg.to_dict(),
+        "config": plain_values(cfg.to_dict()),
         "state": model.state_dict(),
-        "info": info,
+        "info": plain_values(info),
     }
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
@@ -503,18 +541,18 @@ def save_checkpoint(path: Path, model, optimizer, scaler, cfg: EmbedConfig, **st
     payload = {
         "kind": "xtal-embed-checkpoint",
         "format": MODEL_FORMAT,
-        "config": cfg.to_dict(),
+        "config": plain_values(cfg.to_dict()),
         "state": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "scaler": scaler.state_dict() if scaler.is_enabled() else None,
         "torch_rng": torch.get_rng_state(),
-        "seed": settings.seed,
-        "settings": dict(settings.__dict__),
-        "epoch": state["epoch"],
-        "ids": list(state["ids"]),
+        "seed": int(settings.seed),
+        "settings": plain_values(dict(settings.__dict__)),
+        "epoch": int(state["epoch"]),
+        "ids": [str(i) for i in state["ids"]],
         "train_idx": np.asarray(state["train_idx"]).tolist(),
         "val_idx": np.asarray(state["val_idx"]).tolist(),
-        "history": state["history"],
+        "history": plain_values(state["history"]),
         "elapsed": float(state.get("elapsed", 0.0)),
         "budget_spent": bool(state.get("budget_spent", False)),
     }
@@ -523,10 +561,7 @@ def save_checkpoint(path: Path, model, optimizer, scaler, cfg: EmbedConfig, **st
 
 
 def load_checkpoint(path: Path) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's problem here
-        raise XtalError(f"{path}: cannot be read as a checkpoint ({exc}); train again") from None
+    ckpt = load_payload(path, "a checkpoint", "train again")
     if not isinstance(ckpt, dict) or ckpt.get("kind") != "xtal-embed-checkpoint":
         raise XtalError(f"{path}: not a train-embed checkpoint; train again without --resume")
     return ckpt

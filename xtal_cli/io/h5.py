@@ -202,6 +202,22 @@ def open_checked(path: str | os.PathLike, kind: str, required: tuple[str, ...] =
     return h5
 
 
+def layout_kind(path: str | os.PathLike) -> str | None:
+    """The kind an ``.h5`` file says it holds (``patterns``, ``features`` ...): ``None`` for
+    other suffixes, ``"broken"`` when it cannot be opened, ``"unknown"`` without a layout tag.
+    Lets commands that take patterns, features or scans route each input before reading it."""
+    path = Path(path)
+    if path.suffix.lower() not in (".h5", ".hdf5", ".hdf"):
+        return None
+    try:
+        with h5py.File(path, "r") as h5:
+            layout = h5.attrs.get("xtal_layout", "")
+    except OSError:
+        return "broken"
+    layout = layout.decode() if isinstance(layout, bytes) else str(layout)
+    return layout.partition("/")[0] or "unknown"
+
+
 def short_reason(exc: BaseException) -> str:
     """First line of an exception's message (or its type name), to quote inside one-line errors."""
     return str(exc).split("\n")[0].strip().rstrip(".") or type(exc).__name__

@@ -273,7 +273,7 @@ def featurize_patterns(
         rows.append(result)
         keep.append(i)
     keep = np.asarray(keep, dtype=int)
-    fs = _assemble([ps.ids[i] for i in keep], rows, settings, failures)
+    fs = assemble_rows([ps.ids[i] for i in keep], rows, settings, failures)
     fs.labels = {k: np.asarray(ps.labels[k])[keep] for k in _LABELS if k in ps.labels}
     fs.meta = {k: np.asarray(v)[keep] for k, v in ps.meta.items()}
     fs.attrs = {"source": source, **{f"peaks_{k}": v for k, v in peak_options.items()}}
@@ -351,7 +351,8 @@ def profile_peak_options(ps, i: int, wavelength: float, peak_options: dict):
     return options, cov
 
 
-def _assemble(ids, rows: list[PeakRow], settings: FeatureSettings, failures) -> FeatureSet:
+def assemble_rows(ids, rows: list[PeakRow], settings: FeatureSettings, failures) -> FeatureSet:
+    """A :class:`FeatureSet` from per-pattern :class:`PeakRow` results (any featurizer's)."""
     width = settings.n_features
     return FeatureSet(
         ids=list(ids),
@@ -453,7 +454,7 @@ def featurize_scans(
         cov = (float(scan.two_theta[0]), float(scan.two_theta[-1]))
         rows.append(peak_row(peaks.two_theta, peaks.height, scan.wavelength, settings, cov))
         ids.append(pid)
-    fs = _assemble(ids, rows, settings, failures)
+    fs = assemble_rows(ids, rows, settings, failures)
     fs.attrs = {"source": "scan", "ka2": ka2, "peaks_min_relative_height": min_relative_height}
     if prominence is not None:
         fs.attrs["peaks_prominence"] = prominence

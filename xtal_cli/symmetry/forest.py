@@ -33,7 +33,8 @@ class CompactForest:
 
     ``predict_proba`` is the mean of the trees' leaf class fractions, as in scikit-learn.
     Construct it with :func:`fit_compact_forest` or :meth:`from_sklearn`. It deliberately does
-    not derive from scikit-learn classes: loading a bundle must not import scikit-learn.
+    not derive from scikit-learn classes: loading a model must not import scikit-learn,
+    and it is plain arrays (:meth:`to_arrays`), so a model file holds no pickle.
     """
 
     def __init__(self, estimator_name: str = "extra-trees"):
@@ -111,6 +112,36 @@ class CompactForest:
         self.max_depth_ = max(p[8] for p in parts)
         self.feature_importances_ = self._importances / max(1, self.n_trees_)
         del self._parts, self._importances
+        return self
+
+    # -- plain arrays (model files) --------------------------------------------------------------
+    ARRAYS = ("classes", "roots", "nodes", "leaf_offsets", "leaf_classes", "leaf_values",
+              "feature_importances")  # fmt: skip
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        """The fitted forest as numeric arrays plus a few scalars: all a model file stores."""
+        arrays = {name: np.asarray(getattr(self, name + "_")) for name in self.ARRAYS}
+        info = {
+            "estimator_name": self.estimator_name,
+            "n_features_in": int(self.n_features_in_),
+            "n_trees": int(self.n_trees_),
+            "max_depth": int(self.max_depth_),
+        }
+        return arrays, info
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], info: dict) -> CompactForest:
+        """The forest :meth:`to_arrays` described (arrays may be read-only memory maps)."""
+        self = cls(str(info["estimator_name"]))
+        for name in cls.ARRAYS:
+            setattr(self, name + "_", arrays[name])
+        if self.nodes_.dtype != NODE:
+            raise ValueError(f"node records have dtype {self.nodes_.dtype}, expected {NODE}")
+        self.n_features_in_ = int(info["n_features_in"])
+        self.n_trees_ = int(info["n_trees"])
+        self.max_depth_ = int(info["max_depth"])
+        if len(self.roots_) != self.n_trees_:
+            raise ValueError(f"{len(self.roots_)} tree roots for {self.n_trees_} trees")
         return self
 
     # -- prediction -----------------------------------------------------------------------------

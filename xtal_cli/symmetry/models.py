@@ -125,3 +125,55 @@ def proba_for(est, X, classes: np.ndarray) -> np.ndarray:
     out = np.zeros((proba.shape[0], len(classes)))
     out[:, np.searchsorted(classes, seen)] = proba
     return out
+
+
+# Fitted attributes that rebuild each scikit-learn part without unpickling (model files).
+_SCALER_ATTRS = ("mean_", "scale_", "var_")
+_LOGISTIC_ATTRS = ("classes_", "coef_", "intercept_", "n_iter_")
+
+
+def estimator_arrays(name: str, est, train=None) -> tuple[dict, dict]:
+    """A fitted model as plain arrays and JSON-able info, for a model file.
+
+    Trees: the :class:`~xtal_cli.symmetry.forest.CompactForest` arrays. kNN: the scaler and the
+    training rows *train* ``(X, y)`` it was fitted on (a kNN model is its data; refitting on load
+    is cheap). Logistic regression: scaler and coefficients.
+    """
+    if name not in ("knn", "logistic-regression"):
+        return est.to_arrays()
+    scaler, clf = est.steps[0][1], est.steps[-1][1]
+    arrays = {f"scaler_{a.rstrip('_')}": np.asarray(getattr(scaler, a)) for a in _SCALER_ATTRS}
+    info = {"n_features_in": int(scaler.n_features_in_),
+            "n_samples_seen": int(scaler.n_samples_seen_)}  # fmt: skip
+    if name == "knn":
+        X, y = train
+        arrays["train_X"] = np.asarray(X, dtype=np.float64)
+        arrays["train_y"] = np.asarray(y, dtype=np.int64)
+    else:
+        arrays.update({a.rstrip("_"): np.asarray(getattr(clf, a)) for a in _LOGISTIC_ATTRS})
+        # the solver leaves coef_ in Fortran order; the same order gives bit-equal products
+        coef = arrays["coef"]
+        info["coef_order"] = "F" if coef.flags.f_contiguous and not coef.flags.c_contiguous else "C"
+    return arrays, info
+
+
+def estimator_from_arrays(name: str, arrays: dict, info: dict, params: dict, *, seed: int):
+    """The fitted model :func:`estimator_arrays` described; predicts exactly as the original."""
+    from xtal_cli.symmetry.forest import CompactForest
+
+    if name not in ("knn", "logistic-regression"):
+        return CompactForest.from_arrays(arrays, info)
+    est = make_estimator(name, params, seed=seed, n_jobs=1)
+    scaler, clf = est.steps[0][1], est.steps[-1][1]
+    for a in _SCALER_ATTRS:
+        setattr(scaler, a, np.array(arrays[f"scaler_{a.rstrip('_')}"]))
+    scaler.n_features_in_ = int(info["n_features_in"])
+    scaler.n_samples_seen_ = int(info["n_samples_seen"])
+    if name == "knn":
+        clf.fit(scaler.transform(np.array(arrays["train_X"])), np.array(arrays["train_y"]))
+    else:
+        for a in _LOGISTIC_ATTRS:
+            setattr(clf, a, np.array(arrays[a.rstrip("_")]))
+        clf.coef_ = np.array(clf.coef_, order=info.get("coef_order", "C"))
+        clf.n_features_in_ = int(info["n_features_in"])
+    return est

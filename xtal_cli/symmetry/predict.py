@@ -1,4 +1,4 @@
-"""Ranking crystal systems and space groups for new patterns with a trained symmetry bundle.
+"""Ranking crystal systems and space groups for new patterns with a trained symmetry model.
 
 Inputs are measured scans (any reader of :mod:`xtal_cli.io.scans`), a ``features/1`` file made
 with the model's settings, or a ``patterns/1`` file (featurised here with the model's settings).
@@ -9,7 +9,6 @@ model's window is refused; one that covers only part of the window is answered w
 from __future__ import annotations
 
 import glob
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,46 +78,6 @@ CSV_COLUMNS = [
     "id", "rank", "crystal_system", "crystal_system_probability", "space_group",
     "space_group_symbol", "space_group_probability", "n_peaks", "warnings", "error",
 ]  # fmt: skip
-
-
-def load_model(path: str | os.PathLike) -> dict:
-    """Read a ``symmetry-model/1`` bundle and check it holds what prediction needs."""
-    from xtal_cli.io.bundles import read_bundle
-
-    bundle = read_bundle(path, "symmetry-model")
-    needed = ("estimators", "encoders", "feature_settings")
-    missing = [k for k in needed if k not in bundle]
-    if missing:
-        raise XtalError(f"{path}: model bundle lacks {', '.join(missing)}; retrain it")
-    bundle["settings"] = FeatureSettings(**bundle["feature_settings"])
-    return bundle
-
-
-def predict_rows(bundle: dict, X: np.ndarray, top: int = 5) -> list[tuple[list, list]]:
-    """Top-*top* crystal systems and space groups (with probabilities) for each feature row."""
-    from xtal_cli.symmetry.models import proba_for
-
-    X = np.asarray(X, dtype=np.float64)
-    out = {}
-    for target in ("crystal_system", "space_group"):
-        est, labels = bundle["estimators"][target], np.asarray(bundle["encoders"][target])
-        classes = np.arange(len(labels))
-        proba = proba_for(est, X, classes)
-        k = min(top, proba.shape[1])
-        idx = np.argsort(-proba, axis=1, kind="stable")[:, :k]
-        out[target] = (labels[idx], np.take_along_axis(proba, idx, axis=1))
-    symbols = bundle.get("space_group_symbols", {})
-    results = []
-    for i in range(len(X)):
-        cs_names, cs_p = out["crystal_system"][0][i], out["crystal_system"][1][i]
-        sg_nums, sg_p = out["space_group"][0][i], out["space_group"][1][i]
-        results.append(
-            (
-                [(str(n), float(p)) for n, p in zip(cs_names, cs_p)],
-                [(int(n), symbols.get(int(n), ""), float(p)) for n, p in zip(sg_nums, sg_p)],
-            )
-        )
-    return results
 
 
 def check_row(
@@ -214,28 +173,13 @@ def expand_inputs(inputs: list[str]) -> list[Path]:
     return paths
 
 
-def _h5_kind(path: Path) -> str | None:
-    if path.suffix.lower() not in (".h5", ".hdf5", ".hdf"):
-        return None
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as h5:
-            layout = h5.attrs.get("xtal_layout", "")
-    except OSError:
-        return "broken"
-    layout = layout.decode() if isinstance(layout, bytes) else str(layout)
-    return layout.partition("/")[0] or "unknown"
-
-
-def features_for_file(bundle: dict, path: Path) -> FeatureSet:
-    """A features/1 or patterns/1 file as features in the model's terms (checked)."""
-    from xtal_cli.io.h5 import read_patterns
+def features_for_file(model, path: Path) -> FeatureSet:
+    """A features/1 or patterns/1 file as features in *model*'s terms (checked)."""
+    from xtal_cli.io.h5 import layout_kind, read_patterns
     from xtal_cli.symmetry.features import read_features
 
-    settings: FeatureSettings = bundle["settings"]
-    kind = _h5_kind(path)
-    if kind == "patterns":
+    settings: FeatureSettings = model.feature_settings_
+    if layout_kind(path) == "patterns":
         return _refeaturize(read_patterns(path, structures=False), settings)
     fs = read_features(path)  # also reports truncated files and foreign layouts
     mismatch = compare_settings(fs.settings, settings)
@@ -249,7 +193,7 @@ def features_for_file(bundle: dict, path: Path) -> FeatureSet:
 
 def _refeaturize(ps, settings: FeatureSettings) -> FeatureSet:
     """Sticks of a patterns file → features in the model's window and unit (at its wavelength)."""
-    from xtal_cli.symmetry.features import _assemble, peak_row
+    from xtal_cli.symmetry.features import assemble_rows, peak_row
 
     wavelength = float(ps.attrs.get("wavelength", settings.wavelength))
     lo = float(ps.attrs.get("two_theta_min", 0.0))
@@ -258,7 +202,7 @@ def _refeaturize(ps, settings: FeatureSettings) -> FeatureSet:
         peak_row(tt, inten, wavelength, settings, (lo, hi))
         for tt, inten in zip(ps.sticks_two_theta, ps.sticks_intensity)
     ]
-    fs = _assemble(ps.ids, rows, settings, ps.failures)
+    fs = assemble_rows(ps.ids, rows, settings, ps.failures)
     fs.labels = dict(ps.labels)
     return fs
 
@@ -276,7 +220,7 @@ def compare_settings(found: FeatureSettings, model: FeatureSettings) -> str:
 
 
 def predict_paths(
-    bundle: dict,
+    model,
     inputs: list[str],
     *,
     wavelength: str | None = None,
@@ -284,19 +228,16 @@ def predict_paths(
     ka2: str = "auto",
     prominence: float | None = None,
 ) -> list[Prediction]:
-    """Predictions for every input; per-file problems become ``Prediction.error``."""
-    from xtal_cli.symmetry.features import featurize_scans, read_scan_with
+    """Predictions of a :class:`~xtal_cli.symmetry.estimator.SymmetryModel` for every input
+    path (scans, features/patterns files, folders, globs, ``-``); per-file problems become
+    ``Prediction.error``."""
+    from xtal_cli.io.h5 import layout_kind
+    from xtal_cli.symmetry.features import read_scan_with
 
-    settings: FeatureSettings = bundle["settings"]
-    label = unit_label(settings.unit)
     results: list[Prediction] = []
     for path in expand_inputs(inputs):
-        kind = _h5_kind(path)
-        if kind is not None:
-            fs = features_for_file(bundle, path)
-            results.extend(
-                _predict_set(bundle, fs, top, label, check=fs.attrs.get("source") == "scan")
-            )
+        if layout_kind(path) is not None:
+            results.extend(model.predict(features_for_file(model, path), top))
             continue
         try:
             scan = read_scan_with(path, wavelength)
@@ -305,39 +246,11 @@ def predict_paths(
                     f"{path}: the file gives no wavelength; pass --wavelength (CuKa for a lab "
                     "Kα1+Kα2 tube, CuKa1 for monochromated data, or Å)"
                 )
-            fs = featurize_scans([scan], settings, ka2=ka2, prominence=prominence)
-            if fs.failures:
-                raise XtalError(fs.failures[0][2])
-            fs.ids = [str(path)]
-            results.extend(_predict_set(bundle, fs, top, label, check=True))
+            scan.meta["id"] = str(path)
+            results.extend(model.predict(scan, top, ka2=ka2, prominence=prominence))
         except XtalError as exc:
             msg = str(exc)
             if not msg.startswith(str(path)):
                 msg = f"{path}: {msg}"
             results.append(Prediction(id=str(path), error=msg))
     return results
-
-
-def _predict_set(bundle, fs: FeatureSet, top: int, label: str, check: bool) -> list[Prediction]:
-    preds, ok_rows = [], []
-    for i, pid in enumerate(fs.ids):
-        pred = Prediction(id=str(pid), n_peaks=int(fs.n_found[i]))
-        if check:
-            try:
-                pred.warnings = check_row(
-                    fs.settings,
-                    int(fs.n_found[i]),
-                    fs.coverage[i],
-                    label,
-                    bundle.get("training", {}).get("first_peak_percentiles"),
-                )
-            except XtalError as exc:
-                pred.error = f"{pid}: {exc}"
-        if pred.error is None:
-            ok_rows.append(i)
-        preds.append(pred)
-    if ok_rows:
-        ranked = predict_rows(bundle, fs.X[ok_rows], top)
-        for i, (cs, sg) in zip(ok_rows, ranked):
-            preds[i].crystal_systems, preds[i].space_groups = cs, sg
-    return preds

@@ -2,8 +2,9 @@
 
 ``train_symmetry(features, TrainOptions(...))`` splits the rows (random, by year, or grouped),
 optionally runs a randomised hyper-parameter search with cross-validation on the training part,
-fits one model per target, evaluates it on the held-out part and returns the bundle content
-(estimators, label encoders, feature settings, metrics, data fingerprint) and a report.
+fits a :class:`~xtal_cli.symmetry.estimator.SymmetryModel` on the training part, evaluates it on
+the held-out part and returns the fitted model (with its metrics and training information) and a
+report.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from xtal_cli.errors import XtalError
+from xtal_cli.symmetry.estimator import TARGETS, SymmetryModel, targets_of
 from xtal_cli.symmetry.features import FeatureSet
-from xtal_cli.symmetry.models import DEFAULTS, ENSEMBLES, applicable, check_model
+from xtal_cli.symmetry.models import DEFAULTS, ENSEMBLES
 from xtal_cli.xrd.labels import CRYSTAL_SYSTEMS
 
-TARGETS = ("crystal_system", "space_group")
+__all__ = ["SPLITS", "TARGETS", "TrainOptions", "split_indices", "targets_of", "train_symmetry"]
 SPLITS = ("random", "year", "group")
 
 
@@ -100,19 +102,6 @@ def _to_float(value) -> float:
         return float("nan")
 
 
-def targets_of(fs: FeatureSet, source: str = "") -> dict[str, np.ndarray]:
-    """The two label columns as strings / ints; clear errors when a feature file has no labels."""
-    missing = [t for t in TARGETS if t not in fs.labels]
-    if missing:
-        raise XtalError(
-            f"{source or 'features'}: no {' or '.join(missing)} labels (measured-scan features "
-            "cannot train); featurize a patterns file written by xtal simulate"
-        )
-    cs = np.asarray(fs.labels["crystal_system"]).astype(str)
-    sg = np.asarray(fs.labels["space_group"]).astype(np.int64)
-    return {"crystal_system": cs, "space_group": sg}
-
-
 def _search(name, X, y, opts: TrainOptions, progress=None) -> dict:
     """Randomised search (3-fold CV, accuracy) over models.SEARCH_SPACES on the training rows."""
     from sklearn.model_selection import KFold, RandomizedSearchCV, StratifiedKFold
@@ -153,16 +142,18 @@ def _plain(v):
 
 def train_symmetry(
     fs: FeatureSet, opts: TrainOptions, *, source: str = "", progress=None, log=print
-) -> tuple[dict, dict]:
-    """Fit, evaluate and explain; returns ``(bundle_content, metrics_report)``."""
-    from sklearn.preprocessing import LabelEncoder
+) -> tuple[SymmetryModel, dict]:
+    """Fit, evaluate and explain; returns ``(fitted SymmetryModel, metrics_report)``.
 
+    The label classes come from all rows, the classifiers from the training rows only; the
+    model's ``metrics_`` are the held-out ones and ``training_`` says how the rows were split.
+    """
     from xtal_cli.io.bundles import fingerprint
     from xtal_cli.symmetry import explain
     from xtal_cli.symmetry.metrics import classification_metrics, confusion_png
-    from xtal_cli.symmetry.models import fit_model, model_size, proba_for
+    from xtal_cli.symmetry.models import model_size
 
-    check_model(opts.model)
+    model = SymmetryModel(opts.model, params=dict(opts.params), seed=opts.seed, n_jobs=opts.n_jobs)
     if len(fs) < 10:
         raise XtalError(f"{source or 'features'}: only {len(fs)} patterns; training needs more")
     labels = targets_of(fs, source)
@@ -173,42 +164,46 @@ def train_symmetry(
     if report_dir is not None:
         report_dir.mkdir(parents=True, exist_ok=True)
 
-    estimators, encoders, metrics, params_used, explain_out = {}, {}, {}, {}, {}
+    # classes (index -> label) from every row, so held-out labels have a column too
+    classes = {t: np.unique(labels[t]) for t in TARGETS}
+    y_all = {t: np.searchsorted(classes[t], labels[t]) for t in TARGETS}
+    explain_out: dict = {}
     timings: dict[str, float] = {}
-    for target in TARGETS:
-        enc = LabelEncoder().fit(labels[target])
-        y = enc.transform(labels[target])
-        classes = np.arange(len(enc.classes_))
-        params = dict(opts.params)
-        if opts.search:
+    if opts.search:
+        found = {}
+        for target in TARGETS:
             log(f"{target}: randomised search, {opts.search} candidates x 3 folds")
             t0 = time.perf_counter()
-            result = _search(opts.model, X[train], y[train], opts)
+            result = _search(opts.model, X[train], y_all[target][train], opts)
             timings[f"{target}_search_s"] = time.perf_counter() - t0
-            params.update(result["best_params"])
+            found[target] = result["best_params"]
             explain_out.setdefault("search", {})[target] = result
-        params_used[target] = {**DEFAULTS[opts.model], **applicable(opts.model, params)}
-        step = progress(target, _work_units(opts.model, params_used[target])) if progress else None
+        model.set_params(target_params=found)
+    symbols = {}
+    if "space_group_symbol" in fs.labels:
+        for num, sym in zip(labels["space_group"], np.asarray(fs.labels["space_group_symbol"])):
+            symbols.setdefault(int(num), str(sym))
+    model.fit(
+        X[train],
+        {t: labels[t][train] for t in TARGETS},
+        settings=fs.settings,
+        classes=classes,
+        symbols=symbols,
+        progress=progress,
+    )
+
+    metrics = {}
+    for target in TARGETS:
+        y = y_all[target]
+        classes_idx = np.arange(len(classes[target]))
+        est = model.estimators_[target]
+        timings[f"{target}_fit_s"] = model.fit_seconds_[target]
         t0 = time.perf_counter()
-        est = fit_model(
-            opts.model,
-            params,
-            X[train],
-            y[train],
-            seed=opts.seed,
-            n_jobs=opts.n_jobs,
-            progress=step,
-        )
-        timings[f"{target}_fit_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        proba = proba_for(est, X[test], classes)
+        proba = model.predict_proba(X[test], targets=(target,))[target]
         timings[f"{target}_predict_s"] = time.perf_counter() - t0
-        class_names = [str(c) for c in enc.classes_]
+        class_names = [str(c) for c in classes[target]]
         ks = (1, 5, 10) if target == "space_group" else (1, 2, 3)
-        m = classification_metrics(y[test], proba, class_names, ks)
-        metrics[target] = m
-        # the encoder is stored as its class array (index -> label): no sklearn object to unpickle
-        estimators[target], encoders[target] = est, np.asarray(enc.classes_)
+        metrics[target] = classification_metrics(y[test], proba, class_names, ks)
         timings[f"{target}_model_bytes"] = model_size(est)
 
         imp = {}
@@ -216,12 +211,12 @@ def train_symmetry(
             imp["gini"] = np.asarray(est.feature_importances_).tolist()
         if opts.permutation:
             imp["permutation"] = explain.permutation_importance(
-                est, X[test], y[test], classes, seed=opts.seed
+                est, X[test], y[test], classes_idx, seed=opts.seed
             )
         if opts.shap:
             t0 = time.perf_counter()
             imp["shap"] = explain.mean_abs_shap(
-                X[train], y[train], X[test], params_used[target], seed=opts.seed
+                X[train], y[train], X[test], model.params_[target], seed=opts.seed
             )
             timings[f"{target}_shap_s"] = time.perf_counter() - t0
         explain_out.setdefault("importances", {})[target] = imp
@@ -248,12 +243,12 @@ def train_symmetry(
         if opts.curve:
             t0 = time.perf_counter()
             tree_params = (
-                params_used[target] if opts.model == "extra-trees" else DEFAULTS["extra-trees"]
+                model.params_[target] if opts.model == "extra-trees" else DEFAULTS["extra-trees"]
             )
             tree_params = {k: v for k, v in tree_params.items() if k != "n_estimators"}
             curve = explain.accuracy_vs_peaks(
-                X[train], y[train], X[test], y[test], classes, fs.settings.n_peaks, tree_params,
-                seed=opts.seed, n_trees=opts.curve_trees, n_jobs=opts.n_jobs,
+                X[train], y[train], X[test], y[test], classes_idx, fs.settings.n_peaks,
+                tree_params, seed=opts.seed, n_trees=opts.curve_trees, n_jobs=opts.n_jobs,
             )  # fmt: skip
             timings[f"{target}_curve_s"] = time.perf_counter() - t0
             explain_out.setdefault("accuracy_vs_peaks", {})[target] = curve
@@ -270,10 +265,6 @@ def train_symmetry(
             depth=opts.rules_depth, seed=opts.seed,
         )  # fmt: skip
 
-    symbols = {}
-    if "space_group_symbol" in fs.labels:
-        for num, sym in zip(labels["space_group"], np.asarray(fs.labels["space_group_symbol"])):
-            symbols.setdefault(int(num), str(sym))
     training = {
         "source": str(source),
         "n_rows": int(len(fs)),
@@ -281,13 +272,13 @@ def train_symmetry(
         "n_test": int(len(test)),
         "seed": opts.seed,
         "fingerprint": fingerprint(X, labels["crystal_system"], labels["space_group"]),
-        # percentiles 0..100 of the first peak's position: how far down the model expects data
-        "first_peak_percentiles": np.percentile(X[train, 0], np.arange(101)).tolist(),
+        "first_peak_percentiles": model.training_["first_peak_percentiles"],
         **split_info,
     }
+    model.training_, model.metrics_ = training, metrics
     report = {
         "model": opts.model,
-        "params": params_used,
+        "params": model.params_,
         "training": training,
         "metrics": metrics,
         "explain": explain_out,
@@ -296,27 +287,11 @@ def train_symmetry(
         "feature_names": names,
         "options": {k: v for k, v in asdict(opts).items() if k != "report_dir"},
     }
-    content = {
-        "estimators": estimators,
-        "encoders": encoders,
-        "model": opts.model,
-        "params": params_used,
-        "feature_settings": fs.settings.as_dict(),
-        "feature_names": names,
-        "space_group_symbols": symbols,
-        "metrics": metrics,
-        "training": training,
-        "seed": opts.seed,
-    }
     if report_dir is not None:
         _write_json(report_dir / "metrics.json", report)
         if opts.rules:
             (report_dir / "rules.txt").write_text(explain_out["rules"]["text"])
-    return content, report
-
-
-def _work_units(model: str, params: dict) -> int:
-    return int(params.get("n_estimators", 1)) if model in ENSEMBLES else 1
+    return model, report
 
 
 def _display_order(target: str, class_names: list[str]) -> list[int]:
@@ -329,18 +304,11 @@ def _display_order(target: str, class_names: list[str]) -> list[int]:
 def _write_json(path: str | os.PathLike, data: dict) -> None:
     import json
 
+    from xtal_cli.io.bundles import json_default
     from xtal_cli.io.h5 import atomic_path
 
     with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(type(obj).__name__)
+        Path(tmp).write_text(json.dumps(data, indent=2, default=json_default) + "\n")
 
 
 def write_metrics_json(path, report: dict) -> None:
