@@ -33,7 +33,6 @@ Simulated and featurized files are kept in bench/work/ and reused.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import resource
 import subprocess
@@ -46,209 +45,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import RESULTS, WORK, require_shared, write_result  # noqa: E402
+from bench.common import (  # noqa: E402
+    RESULTS,
+    WORK,
+    require_shared,
+    single_phase_scans,
+    write_result,
+)
 
 CU = (1.540562, 1.544390, 0.5)
-
-
-def cases(shared: Path) -> list[tuple[str, Path, list[Path]]]:
-    m = shared / "measured"
-    out = [
-        ("Y2O3", m / "bbo-rietveld/Y2O3/Y2O3.csv", [m / "bbo-rietveld/Y2O3/Y2O3.cif"]),
-        ("DSMO", m / "bbo-rietveld/DSMO/dsmo.csv", [m / "bbo-rietveld/DSMO/dsmo.cif"]),
-        ("LiCoO2", m / "bbo-rietveld/LiCoO2/Powder-data-Bruker/LiCoO2.RAW",
-         sorted((m / "bbo-rietveld/LiCoO2/COD").glob("*.cif"))),
-    ]  # fmt: skip
-    refs = sorted((m / "xrd-autoanalyzer/References").glob("*.cif"))
-    with open(m / "xrd-autoanalyzer/labels_from_filenames.csv") as fh:
-        for row in csv.DictReader(fh):
-            if row["n_phases"] != "1":
-                continue
-            cifs = [r for r in refs if r.stem.rsplit("_", 1)[0] == row["phases"]]
-            out.append((row["phases"], m / "xrd-autoanalyzer" / row["file"], cifs))
-    return out
-
-
-def fwhm_model(pk) -> callable:
-    """Local peak width: a robust Caglioti fit FWHM² = U tan²θ + V tanθ + W to the picked maxima.
-
-    Widths grow with angle (instrument, size, strain), so merging reflections with one global
-    median FWHM merges too much at low angle and too little at high angle. Trimmed least squares
-    (two passes, residuals beyond 3 MAD dropped); the prediction is clipped to the range of the
-    fitted widths. Fewer than four maxima: their median.
-    """
-    main = ~pk.shoulder if pk.shoulder is not None else np.ones(len(pk), bool)
-    tt, fw = pk.two_theta[main], pk.fwhm[main]
-    if len(tt) < 4:
-        med = float(np.median(fw)) if len(fw) else 0.1
-        return lambda x: np.full(np.shape(x), med)
-    t = np.tan(np.radians(tt) / 2)
-    A = np.column_stack([t * t, t, np.ones_like(t)])
-    use = np.ones(len(t), bool)
-    for _ in range(3):
-        coef, *_ = np.linalg.lstsq(A[use], fw[use] ** 2, rcond=None)
-        r = fw**2 - A @ coef
-        mad = 1.4826 * np.median(np.abs(r[use] - np.median(r[use]))) + 1e-12
-        new = np.abs(r - np.median(r[use])) <= 3 * mad
-        if new.sum() < 4 or np.array_equal(new, use):
-            break
-        use = new
-    lo, hi = float(fw[use].min()), float(fw[use].max())
-
-    def fwhm(x):
-        tx = np.tan(np.radians(np.asarray(x, dtype=float)) / 2)
-        f2 = coef[0] * tx * tx + coef[1] * tx + coef[2]
-        return np.clip(np.sqrt(np.maximum(f2, lo * lo)), lo, hi)
-
-    return fwhm
-
-
-def merge_unresolved(tt: np.ndarray, inten: np.ndarray, width, factor: float = 1.0):
-    """Intensity-weighted merge of reflections closer than *factor* × *width* (deg).
-
-    *width* is a number or a callable giving the local FWHM at a 2θ. Returns the merged
-    positions, the summed intensities and the member indices of each group.
-    """
-    local = width if callable(width) else (lambda x: np.full(np.shape(x), float(width)))
-    groups: list[list[int]] = []
-    for i in np.argsort(tt):
-        if groups:
-            last = tt[groups[-1][-1]]
-            if tt[i] - last < factor * float(local(0.5 * (tt[i] + last))):
-                groups[-1].append(i)
-                continue
-        groups.append([i])
-    pos = np.array([np.average(tt[g], weights=inten[g] + 1e-9) for g in groups])
-    return pos, np.array([inten[g].sum() for g in groups]), groups
-
-
-def match_fraction(ref_tt, picked, *, tol: float = 0.1, step: float = 0.005):
-    """Best fraction of *ref_tt* within *tol* of a picked peak over zero shifts in ±0.3° (grid
-    *step*), and that zero shift: ``(fraction, zero)``."""
-    best = (0.0, 0.0)
-    for z in np.arange(-0.3, 0.3001, step):
-        d = np.min(np.abs(ref_tt[:, None] - (picked[None, :] - z)), axis=1)
-        f = float(np.mean(d <= tol))
-        if f > best[0]:
-            best = (f, float(z))
-    return best
-
-
-# free cell parameters (indices into a, b, c, α, β, γ) and ties per crystal system
-_CELL_FREE = {
-    "cubic": ([0], {1: 0, 2: 0}),
-    "tetragonal": ([0, 2], {1: 0}),
-    "hexagonal": ([0, 2], {1: 0}),
-    "trigonal": ([0, 2], {1: 0}),  # hexagonal setting of the conventional cell
-    "orthorhombic": ([0, 1, 2], {}),
-    "monoclinic": ([0, 1, 2], {}),  # + the one angle that is not 90° (below)
-    "triclinic": ([0, 1, 2, 3, 4, 5], {}),
-}
-
-
-def _two_theta(params: np.ndarray, hkl: np.ndarray, wavelength: float) -> np.ndarray:
-    """2θ of *hkl* for the cell (a, b, c, α, β, γ): the Rietveld engine's metric (refine.phases)."""
-    from xtal_cli.refine.phases import cell_to_A, inv_d2
-
-    s = wavelength * np.sqrt(np.maximum(inv_d2(hkl, cell_to_A(params)), 0)) / 2
-    return 2 * np.degrees(np.arcsin(np.clip(s, -1, 1)))
-
-
-class CellModel:
-    """Reflection groups of a reference whose positions follow a refined conventional cell.
-
-    The conventional standard cell and crystal system come from spglib (pymatgen's
-    SpacegroupAnalyzer); lattice lengths (and free angles) are allowed ±*bound* relative change
-    with the crystal system's ties, plus a zero shift of ±0.3°.
-    """
-
-    def __init__(self, structure, wavelength: float, tt_range, fwhm, bound: float = 0.03):
-        from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-        from xtal_cli.xrd.sticks import compute_sticks
-
-        sga = SpacegroupAnalyzer(structure, symprec=0.1)
-        conv = sga.get_conventional_standard_structure()
-        self.system = sga.get_crystal_system()
-        self.wavelength = wavelength
-        lat = conv.lattice
-        self.p0 = np.array([*lat.abc, *lat.angles], dtype=float)
-        free, self.ties = _CELL_FREE[self.system]
-        free = list(free)
-        if self.system == "monoclinic":
-            free.append(3 + int(np.argmax(np.abs(self.p0[3:] - 90.0))))
-        self.free = free
-        self.bound = bound
-        st = compute_sticks(conv, wavelength, tt_range)
-        self.hkl = st.hkl.astype(float)
-        tt = _two_theta(self.p0, self.hkl, wavelength)
-        ok = np.abs(tt - st.two_theta) < 0.01  # hkl consistent with the conventional cell
-        self.ok = ok
-        self.tt0, self.inten = st.two_theta, st.intensity
-        pos, inten, self.groups = merge_unresolved(st.two_theta, st.intensity, fwhm, 0.6)
-        self.rel = 100 * inten / inten.max()
-        self.pos0 = pos
-
-    def params(self, x: np.ndarray) -> np.ndarray:
-        p = self.p0.copy()
-        for k, j in enumerate(self.free):
-            p[j] = self.p0[j] * (1 + x[k])
-        for j, src in self.ties.items():
-            p[j] = p[src]
-        return p
-
-    def positions(self, x: np.ndarray) -> np.ndarray:
-        """Group positions (intensity-weighted) for relative cell changes *x*."""
-        tt = _two_theta(self.params(x), self.hkl, self.wavelength)
-        tt = np.where(self.ok, tt, self.tt0)  # an inconsistent hkl keeps the CIF position
-        return np.array([np.average(tt[g], weights=self.inten[g] + 1e-9) for g in self.groups])
-
-    def refine(self, picked: np.ndarray, zero0: float, *, min_rel: float = 2.0, iterations=5):
-        """Least-squares zero + cell against the picked peaks: each picked peak is assigned to
-        the nearest reference group (≥ *min_rel* %) within a tolerance that shrinks from 0.4° to
-        0.15°; soft-L1 loss (scale 0.03°) keeps wrong assignments from pulling. Starts from the
-        best isotropic scale × zero on a coarse grid."""
-        from scipy.optimize import least_squares
-
-        targets = self.rel >= min_rel
-        strong = self.rel >= 5
-        nfree = len(self.free)
-        # start: isotropic scale (all free lengths together) and zero, coarse grid
-        best = (-1.0, 0.0, zero0)
-        for s in np.linspace(-self.bound, self.bound, 61):
-            x = np.array([s if j < 3 else 0.0 for j in self.free])
-            f, z = match_fraction(self.positions(x)[strong], picked, step=0.01)
-            if f - 1e-3 * abs(s) > best[0]:  # the smallest scale change among equals
-                best = (f - 1e-3 * abs(s), s, z)
-        x = np.array([best[1] if j < 3 else 0.0 for j in self.free])
-        z = best[2]
-        lb = np.r_[np.full(nfree, -self.bound), -0.3]
-        ub = np.r_[np.full(nfree, self.bound), 0.3]
-        v = np.clip(np.r_[x, z], lb + 1e-9, ub - 1e-9)
-        for it in range(iterations):
-            tol = max(0.15, 0.4 - 0.1 * it)
-            pos = self.positions(v[:-1])[targets] + v[-1]
-            dist = np.abs(picked[:, None] - pos[None, :])
-            near = np.argmin(dist, axis=1)
-            use = dist[np.arange(len(picked)), near] <= tol
-            if use.sum() < nfree + 2:
-                break
-            obs, grp = picked[use], near[use]
-
-            def resid(w, obs=obs, grp=grp):
-                return self.positions(w[:-1])[targets][grp] + w[-1] - obs
-
-            v = least_squares(resid, v, bounds=(lb, ub), loss="soft_l1", f_scale=0.03).x
-        return v[:-1], float(v[-1])
-
-    def matched(self, picked: np.ndarray, x: np.ndarray, zero: float, tol: float = 0.1):
-        """Fraction of strong (≥ 5 %) groups within *tol* of a picked peak, and the misses."""
-        pos = self.positions(x) + zero
-        strong = self.rel >= 5
-        d = np.min(np.abs(pos[strong][:, None] - picked[None, :]), axis=1)
-        miss = [(round(float(p - zero), 3), round(float(r), 1))
-                for p, r, dd in zip(pos[strong], self.rel[strong], d) if dd > tol]  # fmt: skip
-        return float(np.mean(d <= tol)), miss
 
 
 def peak_picking(shared: Path) -> tuple[dict, list[dict]]:
@@ -262,11 +67,13 @@ def peak_picking(shared: Path) -> tuple[dict, list[dict]]:
     from pymatgen.core import Structure
 
     from xtal_cli.io.scans import read_scan
+    from xtal_cli.refine.cell import CellModel
+    from xtal_cli.xrd.peakmatch import fwhm_model, match_fraction
     from xtal_cli.xrd.peaks import find_peaks
 
     rows = []
     t_pick = []
-    for name, scan_path, cifs in cases(shared):
+    for name, scan_path, cifs in single_phase_scans(shared):
         scan = read_scan(scan_path)
         ka2 = (scan.wavelength, scan.wavelength2, scan.ka2_ratio or 0.5) if scan.wavelength2 else CU
         t0 = time.perf_counter()
@@ -280,7 +87,7 @@ def peak_picking(shared: Path) -> tuple[dict, list[dict]]:
                 warnings.simplefilter("ignore")
                 structure = Structure.from_file(cif)
                 model = CellModel(structure, ka2[0], (lo, hi), fwhm)
-            strong = model.pos0[model.rel >= 5]
+            strong = model.pos0[model.rel >= model.settings.strong]
             f_zero, z_zero = match_fraction(strong, pk.two_theta)
             x, z = model.refine(pk.two_theta, z_zero)
             f_cell, missed = model.matched(pk.two_theta, x, z)
@@ -559,7 +366,7 @@ def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, t
 
     rows = []
     identified = {r["scan"]: r["identified_by_peaks"] for r in picks}
-    for name, scan_path, cifs in cases(shared):
+    for name, scan_path, cifs in single_phase_scans(shared):
         labels = true_labels(cifs)
         strict = identified.get(scan_path.name, [])
         scan = read_scan_with(scan_path, "CuKa")  # the file's wavelengths win; else lab Cu Kα

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from xtal_cli.errors import XtalError
+from xtal_cli.xrd.peakmatch import merge_close
 from xtal_cli.xrd.units import UNITS, WAVELENGTHS, d_to_two_theta, from_two_theta, two_theta_to_d
 
 DEFAULT_UNIT = "q"
@@ -167,19 +168,6 @@ def peak_row(
         lo, hi = to_model_two_theta(np.asarray(coverage, dtype=float), wavelength, settings)
         cov = (float(lo), float(hi) if np.isfinite(hi) else 180.0)
     return PeakRow(values=values, n_found=len(tt), coverage=cov)
-
-
-def merge_close(tt: np.ndarray, inten: np.ndarray, tol: float) -> tuple[np.ndarray, np.ndarray]:
-    """Merge sorted peaks closer than *tol* into one (intensity-weighted position, summed
-    intensity)."""
-    if tol <= 0 or len(tt) < 2:
-        return tt, inten
-    group = np.concatenate([[0], np.cumsum(np.diff(tt) > tol)])
-    total = np.bincount(group, weights=inten)
-    weight = np.where(total > 0, total, 1.0)
-    centre = np.bincount(group, weights=tt * inten) / weight
-    plain = np.bincount(group, weights=tt) / np.bincount(group)
-    return np.where(total > 0, centre, plain), total
 
 
 # ----------------------------------------------------------------------------- feature sets
