@@ -38,12 +38,12 @@ def test_jobs_mean_the_same_in_every_command(invoke, tmp_path):
     """-j N >= 1 as given, -j -1 every core, anything else one clear error (no traceback)."""
     import pytest
 
-    from xtal_cli.commands._common import worker_count
     from xtal_cli.errors import XtalError
+    from xtal_cli.parallel import worker_count
 
     assert worker_count(3) == 3 and worker_count(-1) >= 1
     for bad in (0, -2):
-        with pytest.raises(XtalError, match="--jobs"):
+        with pytest.raises(XtalError, match="jobs="):
             worker_count(bad)
     for command in ("simulate", "featurize", "train-embed"):
         r = invoke(command, tmp_path / "missing.h5", "-o", tmp_path / "out", "-j", "0")

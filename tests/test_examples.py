@@ -71,3 +71,10 @@ def test_makefile_reproduces_the_engine_agreement(tmp_path):
     assert result["peak_count_mismatches"] == result["hkl_mismatches"] == 0
     assert result["max_abs_delta_two_theta_deg"] <= 1e-6
     assert result["max_intensity_delta_over_strongest"] <= 1e-4
+
+
+def test_notebook_session(tmp_path):
+    out = tmp_path / "session"
+    done = _run([sys.executable, str(EXAMPLES / "notebook_session.py"), str(out)], tmp_path)
+    assert (out / "symmetry.h5").is_file() and (out / "y2o3-bbo" / "report.json").is_file()
+    assert "Rwp" in done.stdout and "cubic" in done.stdout

@@ -1,7 +1,80 @@
-"""xtal: powder X-ray diffraction from the command line.
+"""xtal: powder X-ray diffraction from the command line and from Python.
 
-The command-line layer lives in :mod:`xtal_cli.cli`; everything it calls is an importable library
-(``xtal_cli.io``, ``xtal_cli.xrd``, ``xtal_cli.symmetry``, ``xtal_cli.refine``, ``xtal_cli.embed``).
+The ``xtal`` command (:mod:`xtal_cli.cli`) is a thin layer over this library. A notebook
+session from a measured scan to a ranked symmetry and a refinement::
+
+    import xtal_cli as xtal
+
+    scan = xtal.read_scan("Y2O3.xy", wavelength="CuKa")           # Kα1+Kα2 lab scan
+    patterns = xtal.simulate(xtal.builtin_structures(limit=500), augment=True)
+    features = xtal.featurize(patterns, source="profile", lattices=True)
+    model = xtal.SymmetryModel(n_estimators=100, seed=0).fit(features)
+    model.predict(scan, top=3)[0].crystal_systems                  # [("cubic", 0.5), ...]
+    model.save("symmetry.h5")                                      # arrays + JSON, no pickle
+    report = xtal.refine("Y2O3.xy", "Y2O3.cif", "INST_XRY.PRM", "y2o3-bbo/", trials=50)
+
+Names are imported on first use, so ``import xtal_cli`` stays fast. The physics core (pseudo-Voigt,
+TCH and Caglioti widths, the Kα doublet, FCJ asymmetry) is :mod:`xtal_cli.xrd.lineshape`; see
+docs/api.md for the whole API.
 """
 
 __version__ = "0.1.0"
+
+# public name -> "module:attribute"; resolved lazily by __getattr__
+_API = {
+    # reading data
+    "read_scan": "xtal_cli.api:read_scan",
+    "Scan": "xtal_cli.io.scans:Scan",
+    "builtin_structures": "xtal_cli.api:builtin_structures",
+    "read_patterns": "xtal_cli.io.h5:read_patterns",
+    "write_patterns": "xtal_cli.io.h5:write_patterns",
+    "PatternSet": "xtal_cli.io.h5:PatternSet",
+    # simulation
+    "simulate": "xtal_cli.api:simulate",
+    "SimulationSettings": "xtal_cli.xrd.simulate:SimulationSettings",
+    "ProfileSettings": "xtal_cli.xrd.profile:ProfileSettings",
+    "AugmentSettings": "xtal_cli.xrd.augment:AugmentSettings",
+    "compute_sticks": "xtal_cli.xrd.sticks:compute_sticks",
+    # peaks and features
+    "find_peaks": "xtal_cli.api:find_peaks",
+    "featurize": "xtal_cli.api:featurize",
+    "FeatureSettings": "xtal_cli.symmetry.features:FeatureSettings",
+    "FeatureSet": "xtal_cli.symmetry.features:FeatureSet",
+    "read_features": "xtal_cli.symmetry.features:read_features",
+    "write_features": "xtal_cli.symmetry.features:write_features",
+    # symmetry
+    "SymmetryModel": "xtal_cli.symmetry.estimator:SymmetryModel",
+    "Prediction": "xtal_cli.symmetry.predict:Prediction",
+    "train_symmetry": "xtal_cli.symmetry.train:train_symmetry",
+    "TrainOptions": "xtal_cli.symmetry.train:TrainOptions",
+    # refinement
+    "refine": "xtal_cli.api:refine",
+    "Space": "xtal_cli.refine.bbo:Space",
+    # embeddings
+    "load_embedder": "xtal_cli.api:load_embedder",
+    "Embedder": "xtal_cli.embed.infer:Embedder",
+    "read_embeddings": "xtal_cli.embed.store:read_embeddings",
+    "EmbeddingSet": "xtal_cli.embed.store:EmbeddingSet",
+    "open_index": "xtal_cli.embed.search:open_index",
+    # errors
+    "XtalError": "xtal_cli.errors:XtalError",
+    "ParameterError": "xtal_cli.errors:ParameterError",
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    target = _API.get(name)
+    if target is None:
+        raise AttributeError(f"module 'xtal_cli' has no attribute {name!r}")
+    import importlib
+
+    module, _, attr = target.partition(":")
+    value = getattr(importlib.import_module(module), attr)
+    globals()[name] = value  # cache: the next access is a plain attribute
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_API))

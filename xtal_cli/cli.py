@@ -29,13 +29,13 @@ app = typer.Typer(
     help=(
         "Powder X-ray diffraction from the command line: crystal structures and measured scans "
         "in, symmetry predictions, refined structures and materials maps out.\n\n"
-        "Stages hand data to each other through HDF5 and joblib files, so each runs on its own."
+        "Stages hand data to each other through versioned HDF5 files, so each runs on its own."
     ),
     epilog=(
         "Example: xtal simulate --builtin mp-sample -o patterns.h5 && "
         "xtal featurize patterns.h5 -o features.h5 && "
-        "xtal train-symmetry features.h5 -o symmetry.joblib && "
-        "xtal predict-symmetry symmetry.joblib scan.xy"
+        "xtal train-symmetry features.h5 -o symmetry.h5 && "
+        "xtal predict-symmetry symmetry.h5 scan.xy"
     ),
     no_args_is_help=True,
     add_completion=False,

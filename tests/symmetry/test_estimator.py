@@ -201,7 +201,7 @@ def test_train_jobs_minus_one_means_every_core(invoke, trained, tmp_path):
         "--format", "json", "-q",
     )  # fmt: skip
     assert r.exit_code == 0, r.output
-    from xtal_cli.commands._common import available_cores
+    from xtal_cli.parallel import available_cores
 
     metrics = json.loads((tmp_path / "j.metrics.json").read_text())
     assert metrics["options"]["n_jobs"] == available_cores()

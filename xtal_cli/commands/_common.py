@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from xtal_cli.errors import ParameterError, XtalError
+from xtal_cli.parallel import available_cores, worker_count  # noqa: F401 (re-exported)
 
 # Data goes to stdout; messages, progress and errors to stderr, so that commands pipe.
 console = Console()
@@ -66,24 +67,6 @@ def cli_flags(command: Callable) -> dict[str, str]:
             decls = [d.split("/")[0] for d in param.default.param_decls or () if d[:2] == "--"]
             flags[name] = decls[0] if decls else "--" + name.replace("_", "-")
     return flags
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS has one)."""
-    import os
-
-    cores = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    return len(cores) if cores else os.cpu_count() or 1
-
-
-def worker_count(jobs: int) -> int:
-    """``--jobs`` as a number of processes: N >= 1 as given, -1 for every core this process may
-    use (joblib's convention), so ``-j -1`` means the same in every command."""
-    if jobs == -1:
-        return available_cores()
-    if jobs < 1:
-        raise XtalError(f"--jobs {jobs}: use a positive number of workers, or -1 for all cores")
-    return jobs
 
 
 @contextmanager

@@ -52,9 +52,9 @@ def refine_bbo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Find the refinement settings that minimise Rwp, refine, and write the results."""
+    from xtal_cli.api import refine
     from xtal_cli.errors import XtalError
-    from xtal_cli.refine.bbo import Problem, Space
-    from xtal_cli.refine.run import run_refine_bbo
+    from xtal_cli.refine.bbo import Space
 
     if len(cif) != 1:
         raise XtalError("refine-bbo refines one phase; give exactly one --cif")
@@ -67,15 +67,17 @@ def refine_bbo(
         else (float(two_theta_range[0]), float(two_theta_range[1]))
     )
     jobs = worker_count(jobs if workers is None else workers)
-    problem = Problem(str(pattern), str(cif[0]), str(instrument), limits)  # checks the range
     with progress_bar(quiet) as progress:
         task = progress.add_task("refine-bbo trials", total=trials)
-        doc = run_refine_bbo(
-            problem,
+        doc = refine(
+            pattern,
+            cif[0],
+            instrument,
             output,
+            two_theta_range=limits,
             trials=trials,
             seed=seed,
-            workers=jobs,
+            jobs=jobs,
             storage=storage,
             study_name=study_name,
             resume=resume,

@@ -65,6 +65,12 @@ class Embedder:
                 on_progress(len(p))
         return torch.cat(out).cpu().numpy() if out else np.zeros((0, self.cfg.dim), np.float32)
 
+    def embed_scans(self, scans, batch_size: int = 512) -> np.ndarray:
+        """Embeddings of measured :class:`~xtal_cli.io.scans.Scan` objects: each is converted to
+        the model's wavelength, background-subtracted and resampled onto :attr:`grid` first."""
+        profiles = np.stack([resample_scan(scan, self.cfg) for scan in scans])
+        return self.embed_profiles(profiles, batch_size=batch_size)
+
 
 def is_scan_file(path: Path) -> bool:
     """A measured pattern: by extension; a ``.csv`` with a ``cif`` column or a ``.cif`` with atom

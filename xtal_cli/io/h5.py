@@ -223,7 +223,6 @@ def short_reason(exc: BaseException) -> str:
     return str(exc).split("\n")[0].strip().rstrip(".") or type(exc).__name__
 
 
-_short = short_reason  # old name, until symmetry/features.py imports short_reason
 
 
 # --------------------------------------------------------------------------------------------
