@@ -231,7 +231,13 @@ def main() -> None:
     from xtal_cli.embed.loss import retrieval_topk
     from xtal_cli.embed.maps import intrinsic_dimension, plot_element_grid, plot_map, tsne_2d
     from xtal_cli.embed.search import ExactIndex, HnswIndex, Whitening
-    from xtal_cli.embed.train import TrainSettings, encode, load_training_data, train_embed
+    from xtal_cli.embed.train import (
+        TrainSettings,
+        encode,
+        load_payload,
+        load_training_data,
+        train_embed,
+    )
     from xtal_cli.errors import XtalError
     from xtal_cli.io.h5 import read_patterns
     from xtal_cli.io.structures import structure_from_json
@@ -278,7 +284,7 @@ def main() -> None:
         print(f"cannot resume ({exc}); training from scratch", file=sys.stderr)
         summary = train(False)
     t_train = time.perf_counter() - t0
-    ckpt = torch.load(model_dir / "checkpoint.pt", weights_only=False)
+    ckpt = load_payload(model_dir / "checkpoint.pt", "a checkpoint", "train again")
     history = ckpt["history"]
     train_idx, test_idx = np.array(ckpt["train_idx"]), np.array(ckpt["val_idx"])
 

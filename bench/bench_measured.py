@@ -299,10 +299,9 @@ def train_model(fs, trees: int, jobs: int, params: dict):
         split="group",
         group_by="formula",
     )
-    content, report = train_symmetry(fs, opts, log=lambda m: None)
-    content["settings"] = fs.settings
+    model, report = train_symmetry(fs, opts, log=lambda m: None)
     held = report["metrics"]
-    return content, {
+    return model, {
         "n_rows": len(fs),
         "held_out_crystal_system_acc": round(held["crystal_system"]["accuracy"], 3),
         "held_out_space_group_top1": round(held["space_group"]["top1"], 3),
@@ -324,11 +323,9 @@ def true_labels(cifs: list[Path]) -> dict[str, tuple[int, str]]:
     return out
 
 
-def ranks(bundle: dict, X: np.ndarray) -> tuple[list[list[str]], list[list[int]]]:
+def ranks(model, X: np.ndarray) -> tuple[list[list[str]], list[list[int]]]:
     """Full ranking (best first) of crystal systems and space groups for each row."""
-    from xtal_cli.symmetry.predict import predict_rows
-
-    rows = predict_rows(bundle, X, top=1000)
+    rows = model.rank(X, top=1000)
     return [[c for c, _ in cs] for cs, _ in rows], [[int(n) for n, _, _ in sg] for _, sg in rows]
 
 
@@ -379,9 +376,9 @@ def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, t
             "identified_by_peaks": strict,
             "identified_space_groups": sorted({labels[c][0] for c in strict if c in labels}),
         }
-        for key, bundle in models.items():
-            fs = featurize_scans([scan], bundle["settings"], ka2="auto")
-            cs_rank, sg_rank = ranks(bundle, fs.X)
+        for key, model in models.items():
+            fs = featurize_scans([scan], model.feature_settings_, ka2="auto")
+            cs_rank, sg_rank = ranks(model, fs.X)
             cs_rank, sg_rank = cs_rank[0], sg_rank[0]
             row[f"{key}_n_peaks"] = int(fs.n_found[0])
             row[f"{key}_top_system"] = cs_rank[0]
@@ -425,7 +422,7 @@ def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, t
         "model_params": params,
         "sticks_all_features": str(sticks_all) if sticks_all else None,
         "training": info,
-        "feature_settings": models["sticks"]["feature_settings"],
+        "feature_settings": models["sticks"].feature_settings_.as_dict(),
         "summary": summary,
         "acceptance": acceptance,
         "cpu_s": {
