@@ -75,7 +75,7 @@ def test_merge_close_peaks():
 
 
 def test_bad_settings():
-    with pytest.raises(XtalError, match="unknown unit"):
+    with pytest.raises(XtalError, match="unit='nm': use one of"):
         FeatureSettings(unit="nm")
     with pytest.raises(XtalError, match="window"):
         FeatureSettings(two_theta_min=50, two_theta_max=40)

@@ -102,9 +102,7 @@ def simulate(
             try:
                 cag = tuple(float(v) for v in caglioti.split(","))
             except ValueError:
-                cag = ()
-            if len(cag) != 3:
-                raise XtalError(f"--caglioti {caglioti!r}: give three numbers U,V,W (deg²)")
+                cag = caglioti  # not numbers: ProfileSettings names it
         pair = None
         if ka2:
             pair = kalpha_pair(label)
@@ -113,9 +111,7 @@ def simulate(
                     f"--ka2 needs a Kα wavelength name such as CuKa1, not {wavelength!r}"
                 )
             wl = pair[0]  # sticks at Kα1; Kα2 is added in the profile
-        if step <= 0 or fwhm <= 0 or not 0 <= eta <= 1:
-            raise XtalError("--step and --fwhm must be positive and --eta within 0-1")
-        profile_settings = ProfileSettings(
+        profile_settings = ProfileSettings(  # checks step, fwhm, eta, caglioti, noise ...
             two_theta_min=max(two_theta_min, step),
             two_theta_max=two_theta_max,
             step=step,
@@ -183,4 +179,4 @@ def register(app: typer.Typer) -> None:
         "simulate",
         help="Simulate powder XRD patterns (sticks, optional profiles) and spglib labels.",
         epilog=EXAMPLE,
-    )(handle_errors(simulate))
+    )(handle_errors(simulate, {"noise_counts": "--noise"}))

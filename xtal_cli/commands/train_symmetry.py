@@ -204,4 +204,5 @@ def _print_summary(result: dict, output: Path, metrics_path: Path, report: Path 
 
 
 def register(app: typer.Typer) -> None:
-    app.command("train-symmetry", help=HELP, epilog=EPILOG)(handle_errors(train_symmetry))
+    flags = {"n_jobs": "--jobs", "params": "--param"}  # TrainOptions names that differ
+    app.command("train-symmetry", help=HELP, epilog=EPILOG)(handle_errors(train_symmetry, flags))

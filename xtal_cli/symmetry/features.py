@@ -20,12 +20,13 @@ reflection, as published; a threshold makes sticks look more like peaks picked f
 
 from __future__ import annotations
 
+import numbers
 import os
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.xrd.peakmatch import merge_close
 from xtal_cli.xrd.units import UNITS, WAVELENGTHS, d_to_two_theta, from_two_theta, two_theta_to_d
 
@@ -39,6 +40,11 @@ DEFAULT_MIN_INTENSITY = 0.0
 # Reflections closer than this (degrees 2θ at the reference wavelength) are one peak: pymatgen
 # lists some families twice at positions 1e-6° apart; merging them gained 3 points of accuracy.
 DEFAULT_RESOLUTION = 0.001
+
+
+def _is_real(value) -> bool:
+    """A number that is not a bool (numpy scalars included, as read from HDF5 attributes)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -57,16 +63,35 @@ class FeatureSettings:
     lattices: bool = False  # with indexing: two scores per Bravais lattice (cP ... hR) instead
 
     def __post_init__(self):
-        if self.unit not in UNITS:
-            raise XtalError(f"unknown unit {self.unit!r}; use one of {', '.join(UNITS)}")
-        if self.n_peaks < 1:
-            raise XtalError(f"--peaks must be at least 1, not {self.n_peaks}")
-        if not 0.0 <= self.min_intensity < 100.0:
-            raise XtalError(f"--min-intensity {self.min_intensity:g} must be within 0-100 %")
-        if not 0.0 <= self.two_theta_min < self.two_theta_max <= 180.0:
-            raise XtalError(
-                f"2θ window {self.two_theta_min:g}-{self.two_theta_max:g}° is not within 0-180°"
+        """Raise :class:`ParameterError` naming the first field with a value it cannot take."""
+        if not (isinstance(self.unit, str) and self.unit in UNITS):
+            raise ParameterError("unit", self.unit, f"use one of {', '.join(UNITS)}")
+        n = self.n_peaks
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ParameterError("n_peaks", n, "must be a whole number of at least 1")
+        if not (_is_real(self.min_intensity) and 0.0 <= self.min_intensity < 100.0):
+            raise ParameterError(
+                "min_intensity", self.min_intensity, "must be within 0-100 % of the strongest peak"
             )
+        if not (_is_real(self.wavelength) and np.isfinite(self.wavelength) and self.wavelength > 0):
+            raise ParameterError("wavelength", self.wavelength, "must be a positive number of Å")
+        if not isinstance(self.wavelength_label, str):
+            raise ParameterError("wavelength_label", self.wavelength_label, "must be a string")
+        if not (_is_real(self.two_theta_min) and 0.0 <= self.two_theta_min < 180.0):
+            raise ParameterError(
+                "two_theta_min", self.two_theta_min, "the 2θ window must start within 0-180°"
+            )
+        if not (_is_real(self.two_theta_max) and self.two_theta_min < self.two_theta_max <= 180.0):
+            raise ParameterError(
+                "two_theta_max",
+                self.two_theta_max,
+                f"the 2θ window must end above its start ({self.two_theta_min:g}°), not past 180°",
+            )
+        if not (_is_real(self.resolution) and 0.0 <= self.resolution < np.inf):
+            raise ParameterError("resolution", self.resolution, "must be zero or positive (° 2θ)")
+        for name in ("indexing", "lattices"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ParameterError(name, getattr(self, name), "must be True or False")
 
     @property
     def window(self) -> tuple[float, float]:
@@ -233,10 +258,12 @@ def featurize_patterns(
     )
     if source == "auto":
         source = "sticks"
-    if source == "profile" and ps.profiles is None:
-        raise XtalError("the patterns file has no profiles; simulate with --profile or use sticks")
     if source not in ("sticks", "profile"):
-        raise XtalError(f"unknown source {source!r}; use sticks or profile")
+        raise ParameterError("source", source, "use auto, sticks or profile")
+    if source == "profile" and ps.profiles is None:
+        raise ParameterError(
+            "source", source, "the patterns have no profiles; simulate with profiles or use sticks"
+        )
     peak_options = dict(peak_options or {})
     grid = ps.profile_grid if source == "profile" else None
 
@@ -419,14 +446,18 @@ def featurize_scans(
     """Features of measured scans (each with its own wavelength) in the given settings' terms.
 
     Unreadable scans are recorded as failures; a scan without a wavelength is an error because
-    its peaks cannot be placed in a wavelength-free unit (or at the model's 2θ).
+    its peaks cannot be placed in a wavelength-free unit (or at the model's 2θ), and so is a
+    peak-picking option it cannot take (:class:`ParameterError`, rather than one failure a scan).
     """
+    if ka2 not in ("auto", "yes", "no"):
+        raise ParameterError("ka2", ka2, "use auto, yes or no")
     ids, rows, failures = [], [], []
     for scan in scans:
         pid = scan.meta.get("id") or os.path.basename(scan.path) or f"scan{len(ids)}"
         if scan.wavelength is None:
             raise XtalError(
-                f"{scan.path}: the file gives no wavelength; pass --wavelength (e.g. CuKa1)"
+                f"{scan.path}: the file gives no wavelength; read it with one (--wavelength, "
+                "e.g. CuKa1)"
             )
         try:
             peaks = pick_peaks(
@@ -436,6 +467,8 @@ def featurize_scans(
                 prominence=prominence,
                 min_relative_height=min_relative_height,
             )
+        except ParameterError:
+            raise
         except XtalError as exc:
             failures.append((pid, "featurize", str(exc)))
             continue
@@ -476,7 +509,7 @@ def write_features(path: str | os.PathLike, fs: FeatureSet) -> None:
 
 def read_features(path: str | os.PathLike) -> FeatureSet:
     """Read and check a ``features/1`` file."""
-    from xtal_cli.io.h5 import _short, open_checked, read_attrs, read_column, read_failures
+    from xtal_cli.io.h5 import open_checked, read_attrs, read_column, read_failures, short_reason
 
     with open_checked(path, "features", ("id", "features", "n_found", "coverage")) as h5:
         try:
@@ -498,6 +531,8 @@ def read_features(path: str | os.PathLike) -> FeatureSet:
                 failures=read_failures(h5),
                 attrs={k: v for k, v in attrs.items() if k not in settings.as_attrs()},
             )
+        except ParameterError as exc:
+            raise XtalError(f"{path}: feature settings it cannot use ({exc})") from None
         except (OSError, KeyError) as exc:
-            raise XtalError(f"{path}: truncated or corrupted ({_short(exc)})") from None
+            raise XtalError(f"{path}: truncated or corrupted ({short_reason(exc)})") from None
     return fs

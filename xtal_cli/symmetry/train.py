@@ -9,6 +9,7 @@ report.
 
 from __future__ import annotations
 
+import numbers
 import os
 import time
 from dataclasses import asdict, dataclass, field
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.symmetry.estimator import TARGETS, SymmetryModel, targets_of
 from xtal_cli.symmetry.features import FeatureSet
-from xtal_cli.symmetry.models import DEFAULTS, ENSEMBLES
+from xtal_cli.symmetry.models import DEFAULTS, ENSEMBLES, MODELS
 from xtal_cli.xrd.labels import CRYSTAL_SYSTEMS
 
 __all__ = ["SPLITS", "TARGETS", "TrainOptions", "split_indices", "targets_of", "train_symmetry"]
@@ -28,6 +29,8 @@ SPLITS = ("random", "year", "group")
 
 @dataclass
 class TrainOptions:
+    """How :func:`train_symmetry` splits, searches and explains; checked on construction."""
+
     model: str = "extra-trees"
     params: dict = field(default_factory=dict)  # overrides of models.DEFAULTS[model]
     split: str = "random"
@@ -46,6 +49,33 @@ class TrainOptions:
     curve_trees: int = 100
     report_dir: str | None = None
 
+    def __post_init__(self):
+        """Raise :class:`ParameterError` naming the first field with a value it cannot take."""
+        if self.model not in MODELS:
+            raise ParameterError("model", self.model, f"use one of {', '.join(MODELS)}")
+        if not (isinstance(self.params, dict) and all(isinstance(k, str) for k in self.params)):
+            raise ParameterError("params", self.params, "use a dict of parameter names")
+        if self.split not in SPLITS:
+            raise ParameterError("split", self.split, f"use one of {', '.join(SPLITS)}")
+        if not (isinstance(self.test_size, numbers.Real) and 0.0 < self.test_size < 1.0):
+            raise ParameterError("test_size", self.test_size, "must be a fraction between 0 and 1")
+        if not isinstance(self.group_by, str):
+            raise ParameterError("group_by", self.group_by, "must be a column name")
+        if self.year_cutoff is not None and not np.isfinite(self.year_cutoff):
+            raise ParameterError("year_cutoff", self.year_cutoff, "must be a year, or None")
+        if self.rules is not None and self.rules not in CRYSTAL_SYSTEMS:
+            raise ParameterError(
+                "rules", self.rules, f"use a crystal system: {', '.join(CRYSTAL_SYSTEMS)}"
+            )
+        least = {"seed": 0, "search": 0, "search_trees": 1, "rules_depth": 1, "curve_trees": 1}
+        for name, low in least.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                raise ParameterError(name, value, f"must be a whole number of at least {low}")
+        n = self.n_jobs
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or (n < 1 and n != -1):
+            raise ParameterError("n_jobs", n, "use a number of workers, or -1 for all cores")
+
 
 def _column(fs: FeatureSet, name: str) -> np.ndarray | None:
     if name in fs.labels:
@@ -58,8 +88,6 @@ def _column(fs: FeatureSet, name: str) -> np.ndarray | None:
 def split_indices(fs: FeatureSet, opts: TrainOptions) -> tuple[np.ndarray, np.ndarray, dict]:
     """Train and test row indices for the chosen split, and a description of it."""
     n = len(fs)
-    if not 0.0 < opts.test_size < 1.0:
-        raise XtalError(f"--test-size {opts.test_size:g} must be between 0 and 1")
     rng = np.random.default_rng(opts.seed)
     if opts.split == "random":
         order = rng.permutation(n)
@@ -69,11 +97,15 @@ def split_indices(fs: FeatureSet, opts: TrainOptions) -> tuple[np.ndarray, np.nd
     if opts.split == "year":
         years = _column(fs, "year")
         if years is None:
-            raise XtalError("features have no 'year' column; use --split random or group")
+            raise ParameterError(
+                "split", "year", "the features have no 'year' column; split at random or by group"
+            )
         y = np.array([_to_float(v) for v in years])
         has = np.flatnonzero(np.isfinite(y))
         if len(has) < 10:
-            raise XtalError(f"only {len(has)} rows have a year; use --split random or group")
+            raise ParameterError(
+                "split", "year", f"only {len(has)} rows have a year; split at random or by group"
+            )
         cutoff = opts.year_cutoff
         if cutoff is None:  # the year that leaves about test_size of the dated rows for testing
             cutoff = float(np.quantile(y[has], 1.0 - opts.test_size, method="lower"))
@@ -86,13 +118,15 @@ def split_indices(fs: FeatureSet, opts: TrainOptions) -> tuple[np.ndarray, np.nd
     if opts.split == "group":
         groups = _column(fs, opts.group_by)
         if groups is None:
-            raise XtalError(f"features have no {opts.group_by!r} column for --group-by")
+            raise ParameterError(
+                "group_by", opts.group_by, "the features have no such label or meta column"
+            )
         from sklearn.model_selection import GroupShuffleSplit
 
         gss = GroupShuffleSplit(n_splits=1, test_size=opts.test_size, random_state=opts.seed)
         train, test = next(gss.split(np.zeros(n), groups=groups.astype(str)))
         return np.sort(train), np.sort(test), {"split": "group", "group_by": opts.group_by}
-    raise XtalError(f"unknown split {opts.split!r}; use one of {', '.join(SPLITS)}")
+    raise ParameterError("split", opts.split, f"use one of {', '.join(SPLITS)}")
 
 
 def _to_float(value) -> float:

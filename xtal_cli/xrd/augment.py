@@ -22,10 +22,12 @@ Physics (the line shape, TCH widths and Kα2 positions are :mod:`xtal_cli.xrd.li
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from xtal_cli.errors import ParameterError
 from xtal_cli.xrd.lineshape import kalpha2_lines, kalpha_doublet, pseudo_voigt_sum, tch_fwhm_eta
 from xtal_cli.xrd.units import WAVELENGTHS
 
@@ -70,6 +72,38 @@ class AugmentSettings:
     p_window: float = 0.3  # chance of a narrower measured 2θ window
     window_min: tuple[float, float] = (5.0, 20.0)
     window_max: tuple[float, float] = (60.0, 90.0)
+
+    def __post_init__(self):
+        """Raise :class:`ParameterError` naming the first field with a value it cannot take."""
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.startswith("p_") and not 0 <= value <= 1:
+                raise ParameterError(f.name, value, "must be a probability within 0-1")
+            if isinstance(f.default, tuple) and not (
+                np.shape(value) == (2,) and value[0] <= value[1]
+            ):
+                raise ParameterError(f.name, value, "give a range (low, high) with low <= high")
+        for name in ("size_nm", "strain", "counts", "texture_r"):  # log-uniform, or March r
+            if not getattr(self, name)[0] > 0:
+                raise ParameterError(name, getattr(self, name), "must be positive")
+        for name in ("background_level", "impurity_intensity"):
+            if not getattr(self, name)[0] >= 0:
+                raise ParameterError(name, getattr(self, name), "must be zero or positive")
+        for name in ("scherrer_k", "radius_mm"):
+            if not getattr(self, name) > 0:
+                raise ParameterError(name, getattr(self, name), "must be positive")
+        for name in ("zero_shift", "displacement_mm"):  # standard deviations
+            if not getattr(self, name) >= 0:
+                raise ParameterError(name, getattr(self, name), "must be zero or positive (σ)")
+        n = self.impurity_max_peaks
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+            raise ParameterError("impurity_max_peaks", n, "must be a whole number of at least 1")
+        if not self.window_min[1] < self.window_max[0]:
+            raise ParameterError(
+                "window_min",
+                self.window_min,
+                f"must end below the start of window_max ({self.window_max[0]:g}°)",
+            )
 
 
 def _uniform(rng, bounds) -> float:

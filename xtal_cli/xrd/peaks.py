@@ -345,6 +345,20 @@ def find_peaks(
     from scipy.signal import find_peaks as sp_find_peaks
     from scipy.signal import savgol_filter
 
+    if background not in ("snip", "als", None, "none"):
+        raise ParameterError("background", background, "use snip, als or none")
+    if prominence is not None and not prominence >= 0:
+        raise ParameterError("prominence", prominence, "must be zero or positive, or None")
+    if not 0 <= min_relative_height <= 1:
+        raise ParameterError(
+            "min_relative_height", min_relative_height, "must be a fraction within 0-1"
+        )
+    if not background_width > 0:
+        raise ParameterError("background_width", background_width, "must be positive (° 2θ)")
+    if not noise_sigmas >= 0:
+        raise ParameterError("noise_sigmas", noise_sigmas, "must be zero or positive")
+    if smooth != "auto" and smooth and (int(smooth) < 5 or int(smooth) % 2 == 0):
+        raise ParameterError("smooth", smooth, "use auto, None or an odd window of at least 5")
     tt = np.asarray(two_theta, dtype=float)
     y = np.asarray(intensity, dtype=float)
     if tt.shape != y.shape or tt.ndim != 1:
@@ -364,10 +378,6 @@ def find_peaks(
         y = np.interp(grid, tt, y)
         tt = grid
 
-    if background not in ("snip", "als", None, "none"):
-        raise XtalError(
-            f"find_peaks: unknown background method {background!r}; use snip, als or none"
-        )
     estimate_bg = background in ("snip", "als")
 
     def _background(signal):
@@ -385,8 +395,6 @@ def find_peaks(
         window = max(5, _odd(0.5 * fwhm_points)) if fwhm_points >= 6 else 0
     else:
         window = int(smooth or 0)
-        if window and (window < 5 or window % 2 == 0):
-            raise XtalError(f"find_peaks: smoothing window {window} must be odd and ≥ 5")
     if not window or window >= len(y):
         window = 0
     # ... then background and peaks come from the smoothed signal.

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from xtal_cli.errors import ParameterError
 from xtal_cli.xrd.lineshape import caglioti_fwhm, kalpha2_lines, pseudo_voigt_sum
 
 PROFILE_WINDOW = 30.0  # each peak is drawn within ±30 FWHM of its centre
@@ -31,6 +32,35 @@ class ProfileSettings:
     noise_counts: float | None = None  # peak maximum in counts before Poisson noise
     background: float = 0.0  # flat background as a fraction of the maximum
 
+    def __post_init__(self):
+        """Raise :class:`ParameterError` naming the first field with a value it cannot take."""
+        if not (np.isfinite(self.step) and self.step > 0):
+            raise ParameterError("step", self.step, "must be positive (degrees)")
+        if not (np.isfinite(self.fwhm) and self.fwhm > 0):
+            raise ParameterError("fwhm", self.fwhm, "must be positive (degrees)")
+        if not 0 <= self.eta <= 1:
+            raise ParameterError("eta", self.eta, "must be within 0-1 (the Lorentzian fraction)")
+        if not np.isfinite(self.two_theta_min):
+            raise ParameterError("two_theta_min", self.two_theta_min, "must be a number (degrees)")
+        if not (np.isfinite(self.two_theta_max) and self.two_theta_min < self.two_theta_max):
+            raise ParameterError(
+                "two_theta_max",
+                self.two_theta_max,
+                f"must be above the lowest 2θ ({self.two_theta_min:g}°)",
+            )
+        if self.caglioti is not None and not _three_numbers(self.caglioti):
+            raise ParameterError("caglioti", self.caglioti, "give three numbers U, V, W (deg²)")
+        if self.ka2 is not None and not _three_numbers(self.ka2):
+            raise ParameterError("ka2", self.ka2, "give (λ1, λ2, I2/I1), or None for no Kα2")
+        if self.noise_counts is not None and not self.noise_counts >= 0:
+            raise ParameterError(
+                "noise_counts",
+                self.noise_counts,
+                "must be a positive count, or 0 or None for no noise",
+            )
+        if not self.background >= 0:
+            raise ParameterError("background", self.background, "must be zero or positive")
+
     def grid(self) -> np.ndarray:
         n = int(round((self.two_theta_max - self.two_theta_min) / self.step)) + 1
         return self.two_theta_min + self.step * np.arange(n)
@@ -42,6 +72,14 @@ class ProfileSettings:
             if value is not None:
                 out[f"profile_{key}"] = value
         return out
+
+
+def _three_numbers(value) -> bool:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        return False
+    return arr.shape == (3,) and bool(np.all(np.isfinite(arr)))
 
 
 def render_profile(
