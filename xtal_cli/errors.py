@@ -22,6 +22,9 @@ class ParameterError(XtalError, ValueError):
         self.parameter, self.value, self.problem = parameter, value, problem
         super().__init__(f"{parameter}={value!r}: {problem}")
 
+    def __reduce__(self):  # a worker process's error must survive the trip back (pickle)
+        return (type(self), (self.parameter, self.value, self.problem))
+
     def with_flag(self, flag: str) -> str:
         """The message as the command line prints it, naming *flag* instead of the parameter."""
         values = self.value if isinstance(self.value, (tuple, list)) else (self.value,)

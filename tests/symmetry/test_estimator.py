@@ -54,8 +54,11 @@ def fitted(features):
     ],
 )
 def test_bad_hyper_parameters_name_the_parameter(kwargs, name):
-    with pytest.raises(XtalError, match=rf"^{name}[ :]"):
+    from xtal_cli.errors import ParameterError
+
+    with pytest.raises(ParameterError, match=rf"^{name}=") as info:
         SymmetryModel(**kwargs)
+    assert info.value.parameter == name
 
 
 def test_params_and_repr(fitted):

@@ -22,7 +22,7 @@ import time
 
 import numpy as np
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.symmetry.features import FeatureSet, FeatureSettings
 from xtal_cli.symmetry.models import DEFAULTS, ENSEMBLES, MODELS, applicable
 from xtal_cli.symmetry.predict import Prediction, check_row, compare_settings, unit_label
@@ -97,11 +97,11 @@ class SymmetryModel:
     # -- hyper-parameters -----------------------------------------------------------------------
     def _validate(self) -> None:
         if self.model not in MODELS:
-            raise XtalError(f"model {self.model!r}: use one of {', '.join(MODELS)}")
+            raise ParameterError("model", self.model, f"use one of {', '.join(MODELS)}")
         for name in ("n_estimators", "max_depth"):
             value = getattr(self, name)
             if value is not None and not (_is_int(value) and value >= 1):
-                raise XtalError(f"{name} {value!r}: use a positive whole number, or None")
+                raise ParameterError(name, value, "use a positive whole number, or None")
         mf = self.max_features
         ok = (
             mf is None
@@ -110,26 +110,28 @@ class SymmetryModel:
             or mf in _MAX_FEATURES_NAMES
         )
         if not ok:
-            raise XtalError(
-                f"max_features {mf!r}: use a count >= 1, a fraction in (0, 1], 'sqrt', 'log2' "
-                "or None"
+            raise ParameterError(
+                "max_features", mf, "use a count >= 1, a fraction in (0, 1], 'sqrt', 'log2' or None"
             )
         for name in ("params", "target_params"):
             value = getattr(self, name)
             if value is not None and not (
                 isinstance(value, dict) and all(isinstance(k, str) for k in value)
             ):
-                raise XtalError(f"{name} {value!r}: use a dict of parameter names, or None")
+                raise ParameterError(name, value, "use a dict of parameter names, or None")
         for target, value in (self.target_params or {}).items():
             if target not in TARGETS or not isinstance(value, dict):
-                raise XtalError(
-                    f"target_params: keys are {' and '.join(TARGETS)} with dicts of parameters, "
-                    f"not {target!r}: {value!r}"
+                raise ParameterError(
+                    "target_params",
+                    self.target_params,
+                    f"keys are {' and '.join(TARGETS)} with dicts of parameters",
                 )
         if not (_is_int(self.seed) and self.seed >= 0):
-            raise XtalError(f"seed {self.seed!r}: use a whole number >= 0")
+            raise ParameterError("seed", self.seed, "use a whole number >= 0")
         if not (_is_int(self.n_jobs) and (self.n_jobs >= 1 or self.n_jobs == -1)):
-            raise XtalError(f"n_jobs {self.n_jobs!r}: use a positive number, or -1 for all cores")
+            raise ParameterError(
+                "n_jobs", self.n_jobs, "use a positive number, or -1 for all cores"
+            )
 
     _PARAM_NAMES = ("model", "n_estimators", "max_depth", "max_features", "params",
                     "target_params", "seed", "n_jobs")  # fmt: skip
