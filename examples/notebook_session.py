@@ -43,7 +43,7 @@ model.save(out / "symmetry.h5")
 assert xtal.SymmetryModel.load(out / "symmetry.h5").predict(scan)[0] == best
 
 # Automatic Rietveld refinement of the same scan (Optuna TPE over refinement configurations).
-report = xtal.refine(
+report = xtal.refine_bbo(
     y2o3 / "Y2O3.xy",
     y2o3 / "Y2O3.cif",
     y2o3 / "INST_XRY.PRM",

@@ -21,6 +21,9 @@ def test_every_public_name_resolves_and_is_documented():
             assert (value.__doc__ or "").strip(), f"{name} has no docstring"
     with pytest.raises(AttributeError):
         xtal_cli.no_such_name  # noqa: B018
+    # a submodule import would replace a same-named attribute of the package
+    modules = {p.stem for p in (ROOT / "xtal_cli").iterdir() if p.suffix == ".py" or p.is_dir()}
+    assert not modules & set(xtal_cli.__all__)
 
 
 def test_help_lists_the_api_without_importing_heavy_libraries():
@@ -31,7 +34,7 @@ def test_help_lists_the_api_without_importing_heavy_libraries():
         "print(pydoc.render_doc(xtal_cli, renderer=pydoc.plaintext))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    for name in ("SymmetryModel", "read_scan", "simulate", "featurize", "refine", "find_peaks"):
+    for name in ("SymmetryModel", "read_scan", "simulate", "featurize", "refine_bbo", "find_peaks"):
         assert name in out.stdout
 
 

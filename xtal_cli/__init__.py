@@ -11,7 +11,7 @@ session from a measured scan to a ranked symmetry and a refinement::
     model = xtal.SymmetryModel(n_estimators=100, seed=0).fit(features)
     model.predict(scan, top=3)[0].crystal_systems                  # [("cubic", 0.5), ...]
     model.save("symmetry.h5")                                      # arrays + JSON, no pickle
-    report = xtal.refine("Y2O3.xy", "Y2O3.cif", "INST_XRY.PRM", "y2o3-bbo/", trials=50)
+    report = xtal.refine_bbo("Y2O3.xy", "Y2O3.cif", "INST_XRY.PRM", "y2o3-bbo/", trials=50)
 
 Names are imported on first use, so ``import xtal_cli`` stays fast. The physics core (pseudo-Voigt,
 TCH and Caglioti widths, the Kα doublet, FCJ asymmetry) is :mod:`xtal_cli.xrd.lineshape`; see
@@ -48,7 +48,7 @@ _API = {
     "train_symmetry": "xtal_cli.symmetry.train:train_symmetry",
     "TrainOptions": "xtal_cli.symmetry.train:TrainOptions",
     # refinement
-    "refine": "xtal_cli.api:refine",
+    "refine_bbo": "xtal_cli.api:refine_bbo",
     "Space": "xtal_cli.refine.bbo:Space",
     # embeddings
     "load_embedder": "xtal_cli.api:load_embedder",

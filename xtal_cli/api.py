@@ -11,7 +11,7 @@ to a ranked symmetry and a refinement::
     features = xtal.featurize(patterns, source="profile", lattices=True)
     model = xtal.SymmetryModel(n_estimators=100, seed=0).fit(features)
     best = model.predict(scan, top=3)[0]
-    report = xtal.refine("Y2O3.xy", "Y2O3.cif", "INST_XRY.PRM", "y2o3-bbo/", trials=20)
+    report = xtal.refine_bbo("Y2O3.xy", "Y2O3.cif", "INST_XRY.PRM", "y2o3-bbo/", trials=20)
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ def simulate(
         profile=profile,
         augment=augment,
     )
+    # duplicates: keyword pass-through to run_simulation (deliberate)
     return run_simulation(
         _items(structures),
         settings,
@@ -196,7 +197,10 @@ def featurize(
     if settings is None:
         ref = scans[0].wavelength
         if ref is None:
-            raise XtalError(f"{scans[0].path}: the scan gives no wavelength; read it with one")
+            raise XtalError(
+                f"{scans[0].path}: the file gives no wavelength; read it with one "
+                "(wavelength=, or --wavelength on the command line)"
+            )
         kw = {"wavelength": ref, "wavelength_label": f"{ref:g}", **options}
         if kw.get("lattices"):
             kw["indexing"] = True
@@ -204,7 +208,7 @@ def featurize(
     return featurize_scans(scans, settings, ka2=ka2, prominence=prominence)
 
 
-def refine(
+def refine_bbo(
     pattern: str | os.PathLike,
     cif: str | os.PathLike,
     instrument: str | os.PathLike,
@@ -234,6 +238,7 @@ def refine(
 
     limits = None if two_theta_range is None else tuple(float(v) for v in two_theta_range)
     problem = Problem(str(pattern), str(cif), str(instrument), limits)
+    # duplicates: keyword pass-through to run_refine_bbo (deliberate)
     return run_refine_bbo(
         problem,
         output,

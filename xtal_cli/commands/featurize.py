@@ -40,6 +40,7 @@ def featurize(
     two_theta_max: float = typer.Option(
         None, "--two-theta-max", help="Window end, 2θ (°) at the reference wavelength."
     ),
+    # duplicates: Typer option declarations share one shape in every command (deliberate)
     indexing: bool = typer.Option(
         False,
         "--indexing/--no-indexing",
@@ -69,66 +70,41 @@ def featurize(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
-    from xtal_cli.io.h5 import layout_kind
-    from xtal_cli.symmetry.features import (
-        FeatureSettings,
-        featurize_patterns,
-        featurize_scans,
-        write_features,
-    )
+    from xtal_cli.api import featurize as featurize_data
+    from xtal_cli.api import read_scan
+    from xtal_cli.io.h5 import layout_kind, read_patterns
+    from xtal_cli.symmetry.features import write_features
     from xtal_cli.symmetry.predict import expand_inputs
 
     jobs = worker_count(jobs)
-    indexing = indexing or lattices
-    if ka2 not in ("auto", "yes", "no"):
-        raise XtalError(f"--ka2 {ka2!r}: use auto, yes or no")
+    options = {
+        "unit": unit,
+        "n_peaks": n_peaks,
+        "min_intensity": min_intensity,
+        "resolution": resolution,
+        "indexing": indexing or lattices,
+        "lattices": lattices,
+    }
+    window = {"two_theta_min": two_theta_min, "two_theta_max": two_theta_max}
     paths = expand_inputs(inputs)
-    kinds = {p: layout_kind(p) for p in paths}
-    h5s = [p for p, k in kinds.items() if k is not None]
+    h5s = [p for p in paths if layout_kind(p) is not None]
     if h5s:
         if len(paths) > 1:
             raise XtalError(f"{h5s[0]}: give one patterns file at a time, without scan files")
-        from xtal_cli.io.h5 import read_patterns
-
         ps = read_patterns(h5s[0], structures=False)
         with progress_bar(quiet) as bar:
             task = bar.add_task("featurize", total=len(ps))
-            fs = featurize_patterns(
-                ps,
-                unit=unit,
-                n_peaks=n_peaks,
-                min_intensity=min_intensity,
-                two_theta_range=(two_theta_min, two_theta_max),
-                resolution=resolution,
-                indexing=indexing,
-                lattices=lattices,
-                source=source,
-                progress=lambda: bar.advance(task),
-                n_jobs=jobs,
-            )
+            fs = featurize_data(
+                ps, source=source, jobs=jobs, progress=lambda: bar.advance(task),
+                **options, **window,
+            )  # fmt: skip
         fs.attrs["source_file"] = str(h5s[0])
     else:
-        from xtal_cli.symmetry.features import read_scan_with
-
-        scans = [read_scan_with(p, wavelength) for p in paths]
-        ref = scans[0].wavelength
-        if ref is None:
-            raise XtalError(f"{paths[0]}: the file gives no wavelength; pass --wavelength")
-        settings = FeatureSettings(
-            unit=unit,
-            n_peaks=n_peaks,
-            min_intensity=min_intensity,
-            wavelength=ref,
-            wavelength_label=f"{ref:g}",
-            two_theta_min=0.0 if two_theta_min is None else two_theta_min,
-            two_theta_max=90.0 if two_theta_max is None else two_theta_max,
-            resolution=resolution,
-            indexing=indexing,
-            lattices=lattices,
-        )
+        scans = [read_scan(p, wavelength) for p in paths]
         for scan in scans:
             scan.meta.setdefault("id", str(scan.path))
-        fs = featurize_scans(scans, settings, ka2=ka2, prominence=prominence)
+        window = {k: v for k, v in window.items() if v is not None}  # else 0-90° at the scan's λ
+        fs = featurize_data(scans, ka2=ka2, prominence=prominence, **options, **window)
     write_features(output, fs)
     if not quiet:
         lo, hi = fs.settings.window

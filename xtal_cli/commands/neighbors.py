@@ -18,6 +18,7 @@ EXAMPLE = (
 )
 
 
+# duplicates: a Typer command signature, the shape of every command's (deliberate)
 def neighbors(
     embeddings: Path = typer.Argument(..., help="Embeddings HDF5 from xtal embed."),
     query: str = typer.Argument(
@@ -38,6 +39,7 @@ def neighbors(
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, json, jsonl or csv."),
     map_path: Path = typer.Option(None, "--map", help="Write a t-SNE map PNG."),
+    # duplicates: Typer option declarations share one shape (deliberate)
     color_by: str = typer.Option(
         "crystal_system",
         "--color-by",
@@ -251,6 +253,7 @@ def _cell(v) -> str:
     return str(v)
 
 
+# duplicates: every command registers itself with this shape (deliberate)
 def register(app: typer.Typer) -> None:
     app.command(
         "neighbors",

@@ -34,6 +34,7 @@ def predict_symmetry(
     ka2: str = typer.Option(
         "auto", "--ka2", help="Strip Kα2: auto (when the file or a CuKa-type name says), yes, no."
     ),
+    # duplicates: Typer option declarations share one shape (deliberate)
     prominence: float = typer.Option(
         None, "--prominence", help="Absolute peak prominence (default: 4 noise σ)."
     ),

@@ -52,7 +52,7 @@ def refine_bbo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Find the refinement settings that minimise Rwp, refine, and write the results."""
-    from xtal_cli.api import refine
+    from xtal_cli.api import refine_bbo
     from xtal_cli.errors import XtalError
     from xtal_cli.refine.bbo import Space
 
@@ -69,7 +69,7 @@ def refine_bbo(
     jobs = worker_count(jobs if workers is None else workers)
     with progress_bar(quiet) as progress:
         task = progress.add_task("refine-bbo trials", total=trials)
-        doc = refine(
+        doc = refine_bbo(
             pattern,
             cif[0],
             instrument,

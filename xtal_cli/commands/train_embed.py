@@ -34,6 +34,7 @@ def train_embed(
     schedule: str = typer.Option(
         "cosine", "--schedule", help="Learning rate: cosine (warm-up, then decay) or constant."
     ),
+    # duplicates: Typer option declarations share one shape (deliberate)
     warmup_steps: int = typer.Option(20, "--warmup-steps", help="Linear warm-up steps."),
     time_budget: float = typer.Option(
         None,

@@ -77,6 +77,7 @@ def train_symmetry(
         0, "--search", help="Randomised hyper-parameter search with N candidates (3-fold CV)."
     ),
     shap: bool = typer.Option(False, "--shap", help="Also mean |SHAP| (20 trees, 200 rows)."),
+    # duplicates: Typer option declarations share one shape in every command (deliberate)
     rules: str = typer.Option(
         None, "--rules", help="Print a shallow tree separating this crystal system (e.g. cubic)."
     ),
@@ -115,6 +116,7 @@ def train_symmetry(
     if max_features is not None:
         params["max_features"] = max_features
     fs = read_features(features)
+    # duplicates: flags to settings, keyword by keyword (deliberate; same shape as other calls)
     opts = TrainOptions(
         model=model,
         params=params,

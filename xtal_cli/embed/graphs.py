@@ -316,6 +316,7 @@ def read_graphs(path: str | os.PathLike) -> GraphStore:
         )
 
 
+# duplicates: the signature of build_graphs, which it wraps with a cache (deliberate)
 def cached_graphs(
     cache: str | os.PathLike,
     ids: list[str],

@@ -45,6 +45,7 @@ def one_way_triplet(
     return (pos - neg + margin).clamp_min(0)[valid].mean()
 
 
+# duplicates: the same signature as one_way_triplet, which it calls both ways (deliberate)
 def bidirectional_triplet(
     s: torch.Tensor,
     x: torch.Tensor,

@@ -353,6 +353,7 @@ def read_phase(path: str | Path, name: str | None = None) -> Phase:
     centro = bool(
         any(np.allclose(R, -np.eye(3)) for R in rotations)
     )  # -1 present (possibly with a translation: then not centred at the origin)
+    # duplicates: a dataclass built field by field (deliberate)
     return Phase(
         name=name or path.stem,
         path=str(path),

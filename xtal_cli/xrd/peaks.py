@@ -491,6 +491,7 @@ def find_peaks(
         crlb = local_noise / np.maximum(height, 1e-300) * np.sqrt(2 * s * step_eff / np.sqrt(np.pi))
     sigma = np.sqrt(crlb**2 + step**2 / 12.0)
 
+    # duplicates: a dataclass built field by field (deliberate)
     return Peaks(
         two_theta=pos,
         height=height,
