@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from xtal_cli.commands._common import available_cores
+from xtal_cli.parallel import available_cores
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
