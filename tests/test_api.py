@@ -61,3 +61,18 @@ def test_docs_api_session_runs_as_written(tmp_path):
     assert "Rwp" in proc.stdout
     assert (tmp_path / "symmetry.h5").exists()
     assert (tmp_path / "y2o3-bbo" / "report.json").exists()
+
+
+def test_simulate_in_memory_keeps_the_order_of_mixed_inputs():
+    """Structures, paths and records come back in the order given (ids and per-index
+    augmentation draws follow it), with repeated ids made unique."""
+    from pymatgen.core import Lattice, Structure
+
+    import xtal_cli as xtal
+
+    si = Structure(Lattice.cubic(5.43), ["Si"] * 2, [[0, 0, 0], [0.25, 0.25, 0.25]])
+    cif = ROOT / "xtal_cli" / "data" / "examples" / "Y2O3" / "Y2O3.cif"
+    ps = xtal.simulate([si, cif, si, cif])
+    assert ps.ids == ["structure0", "Y2O3", "structure2", "Y2O3#2"]
+    assert list(ps.labels["formula"]) == ["Si", "Y2O3", "Si", "Y2O3"]
+    assert len(ps.sticks_two_theta[0]) > 3 and ps.failures == []

@@ -44,16 +44,16 @@ def builtin_structures(name: str = "mp-sample", *, limit: int | None = None) -> 
 
 def _items(structures) -> list:
     """StructureItems from pymatgen Structures, paths (CIF/CSV/JSON) or StructureItems."""
-    from xtal_cli.io.structures import StructureItem, collect_items
+    from xtal_cli.io.structures import StructureItem, collect_items, unique_ids
 
     if isinstance(structures, (str, os.PathLike)) or hasattr(structures, "lattice"):
         structures = [structures]
-    items, paths = [], []
-    for i, s in enumerate(structures):
+    items = []
+    for i, s in enumerate(structures):  # in the order given: ids and augmentation draws follow it
         if isinstance(s, StructureItem):
             items.append(s)
         elif isinstance(s, (str, os.PathLike)):
-            paths.append(str(s))
+            items.extend(collect_items([str(s)]))
         elif hasattr(s, "as_dict") and hasattr(s, "lattice"):  # a pymatgen Structure
             items.append(StructureItem(f"structure{i}", "json", s.as_dict(), "memory"))
         else:
@@ -61,11 +61,9 @@ def _items(structures) -> list:
                 f"structures[{i}]: a {type(s).__name__}; give pymatgen Structures, paths or "
                 "StructureItems"
             )
-    if paths:
-        items.extend(collect_items(paths))
     if not items:
         raise XtalError("structures: empty; give at least one structure")
-    return items
+    return unique_ids(items)
 
 
 def simulate(

@@ -56,3 +56,16 @@ def test_plain_values_converts_numpy_and_refuses_objects(tmp_path):
     assert torch.load(tmp_path / "v.pt", weights_only=True) == value
     with pytest.raises(TypeError, match="weights-only"):
         plain_values({"cfg": object()})
+
+
+def test_embed_scans_equals_resampled_profiles(trained):
+    """Embedder.embed_scans (the API's way to embed measured scans) is resample + embed."""
+    import xtal_cli as xtal
+    from xtal_cli.embed.infer import resample_scan
+
+    embedder = xtal.load_embedder(trained[0])
+    scan = xtal.read_scan("xtal_cli/data/examples/Y2O3/Y2O3.xy", wavelength="CuKa1")
+    got = embedder.embed_scans([scan, scan])
+    want = embedder.embed_profiles(resample_scan(scan, embedder.cfg)[None])
+    assert got.shape == (2, embedder.cfg.dim)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5, atol=1e-6)

@@ -51,6 +51,8 @@ def fitted(features):
         ({"target_params": {"lattice": {}}}, "target_params"),
         ({"seed": -1}, "seed"),
         ({"n_jobs": 0}, "n_jobs"),
+        ({"params": {"n_estimators": 0}}, "n_estimators"),  # as train-symmetry --trees passes it
+        ({"target_params": {"space_group": {"max_depth": 0}}}, "max_depth"),
     ],
 )
 def test_bad_hyper_parameters_name_the_parameter(kwargs, name):

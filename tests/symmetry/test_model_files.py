@@ -145,3 +145,40 @@ def test_broken_files_are_refused_clearly(model_file, patterns_h5, tmp_path, inv
         SymmetryModel.load(incomplete)
     r = invoke("predict-symmetry", tmp_path / "cut.h5", patterns_h5)
     assert r.exit_code == 2 and "cut.h5" in r.stderr and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize(
+    ("field", "index", "value", "what"),
+    [
+        ("left", 0, 0, "left child"),  # a node pointing at itself: traversal would never end
+        ("right", 0, 10**8, "right child"),  # past the node table: out-of-bounds reads
+        ("feature", 0, 99, "feature"),
+    ],
+)
+def test_forest_links_that_would_misguide_the_kernel_are_refused(
+    model_file, tmp_path, field, index, value, what
+):
+    """The compiled traversal trusts every index; a crafted file must not reach it."""
+    import shutil
+
+    bad = tmp_path / "links.h5"
+    shutil.copy(model_file, bad)
+    with h5py.File(bad, "r+") as h5:
+        nodes = h5["crystal_system/nodes"][()]
+        nodes[field][index] = value
+        h5["crystal_system/nodes"][...] = nodes
+    with pytest.raises(XtalError, match=what):
+        SymmetryModel.load(bad)
+
+
+def test_forest_leaf_classes_outside_the_classes_are_refused(model_file, tmp_path):
+    import shutil
+
+    bad = tmp_path / "leaf.h5"
+    shutil.copy(model_file, bad)
+    with h5py.File(bad, "r+") as h5:
+        classes = h5["space_group/leaf_classes"][()]
+        classes[0] = 30000
+        h5["space_group/leaf_classes"][...] = classes
+    with pytest.raises(XtalError, match="leaf class"):
+        SymmetryModel.load(bad)

@@ -206,5 +206,6 @@ def _print_summary(result: dict, output: Path, metrics_path: Path, report: Path 
 
 
 def register(app: typer.Typer) -> None:
-    flags = {"n_jobs": "--jobs", "params": "--param"}  # TrainOptions names that differ
+    # TrainOptions and SymmetryModel names that differ from their flags
+    flags = {"n_jobs": "--jobs", "params": "--param", "n_estimators": "--trees"}
     app.command("train-symmetry", help=HELP, epilog=EPILOG)(handle_errors(train_symmetry, flags))

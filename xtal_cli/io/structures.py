@@ -169,6 +169,12 @@ def collect_items(
         raise XtalError(
             "no structures given; pass CIF/CSV/JSON files, --builtin NAME or --random N"
         )
+    unique = unique_ids(items)
+    return unique[:limit] if limit else unique
+
+
+def unique_ids(items: list[StructureItem]) -> list[StructureItem]:
+    """*items* with repeated ids made unique (``id#2``, ``id#3`` …), order kept."""
     seen: dict[str, int] = {}
     unique = []
     for item in items:
@@ -179,7 +185,7 @@ def collect_items(
             if n == 1
             else StructureItem(f"{item.id}#{n}", item.kind, item.payload, item.source, item.meta)
         )
-    return unique[:limit] if limit else unique
+    return unique
 
 
 def load_structure(item: StructureItem):

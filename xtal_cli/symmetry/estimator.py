@@ -98,21 +98,6 @@ class SymmetryModel:
     def _validate(self) -> None:
         if self.model not in MODELS:
             raise ParameterError("model", self.model, f"use one of {', '.join(MODELS)}")
-        for name in ("n_estimators", "max_depth"):
-            value = getattr(self, name)
-            if value is not None and not (_is_int(value) and value >= 1):
-                raise ParameterError(name, value, "use a positive whole number, or None")
-        mf = self.max_features
-        ok = (
-            mf is None
-            or (_is_int(mf) and mf >= 1)
-            or (isinstance(mf, float) and 0.0 < mf <= 1.0)
-            or mf in _MAX_FEATURES_NAMES
-        )
-        if not ok:
-            raise ParameterError(
-                "max_features", mf, "use a count >= 1, a fraction in (0, 1], 'sqrt', 'log2' or None"
-            )
         for name in ("params", "target_params"):
             value = getattr(self, name)
             if value is not None and not (
@@ -125,6 +110,26 @@ class SymmetryModel:
                     "target_params",
                     self.target_params,
                     f"keys are {' and '.join(TARGETS)} with dicts of parameters",
+                )
+        # the tree settings as each classifier gets them: given directly, in params or per target
+        for target in TARGETS:
+            merged = self.estimator_params(target)
+            for name in ("n_estimators", "max_depth"):
+                value = merged.get(name)
+                if value is not None and not (_is_int(value) and value >= 1):
+                    raise ParameterError(name, value, "use a positive whole number, or None")
+            mf = merged.get("max_features")
+            ok = (
+                mf is None
+                or (_is_int(mf) and mf >= 1)
+                or (isinstance(mf, float) and 0.0 < mf <= 1.0)
+                or mf in _MAX_FEATURES_NAMES
+            )
+            if not ok:
+                raise ParameterError(
+                    "max_features",
+                    mf,
+                    "use a count >= 1, a fraction in (0, 1], 'sqrt', 'log2' or None",
                 )
         if not (_is_int(self.seed) and self.seed >= 0):
             raise ParameterError("seed", self.seed, "use a whole number >= 0")
@@ -323,6 +328,8 @@ class SymmetryModel:
             pid = str(scan.meta.get("id") or os.path.basename(scan.path) or f"scan{i}")
             try:
                 fs = featurize_scans([scan], settings, ka2=ka2, prominence=prominence)
+            except ParameterError:  # a setting, not this scan, is wrong: no scan can be answered
+                raise
             except XtalError as exc:
                 preds.append(Prediction(id=pid, error=_prefixed(pid, str(exc))))
                 continue

@@ -142,7 +142,36 @@ class CompactForest:
         self.max_depth_ = int(info["max_depth"])
         if len(self.roots_) != self.n_trees_:
             raise ValueError(f"{len(self.roots_)} tree roots for {self.n_trees_} trees")
+        self._check_links()
         return self
+
+    def _check_links(self) -> None:
+        """Refuse arrays that would make traversal leave its arrays or never end: the compiled
+        kernel trusts every index, and a model file may come from anywhere."""
+        nodes, n_nodes = self.nodes_, len(self.nodes_)
+        left, right, feature = nodes["left"], nodes["right"], nodes["feature"]
+        inner = left >= 0
+        here = np.flatnonzero(inner)
+        n_slots = len(self.leaf_offsets_) - 1
+        offsets = np.asarray(self.leaf_offsets_, dtype=np.int64)
+        leaf_slot = right[~inner]
+        problems = [
+            (np.any((self.roots_ < 0) | (self.roots_ >= n_nodes)), "a tree root outside the nodes"),
+            # children come after their parent (as scikit-learn numbers them): no cycles
+            (np.any((left[inner] <= here) | (left[inner] >= n_nodes)), "a left child out of order"),
+            (np.any((right[inner] <= here) | (right[inner] >= n_nodes)), "a right child misplaced"),
+            (np.any((feature[inner] < 0) | (feature[inner] >= self.n_features_in_)), "a feature"),
+            (np.any(left[~inner] != -1) or np.any((leaf_slot < 0) | (leaf_slot >= n_slots)),
+             "a leaf slot outside the leaf table"),
+            (n_slots < 0 or offsets[0] != 0 or np.any(np.diff(offsets) < 0)
+             or offsets[-1] != len(self.leaf_classes_) or len(self.leaf_values_) != offsets[-1],
+             "leaf offsets that do not index the leaf table"),
+            (np.any((self.leaf_classes_ < 0) | (self.leaf_classes_ >= len(self.classes_))),
+             "a leaf class outside the classes"),
+        ]  # fmt: skip
+        for bad, what in problems:
+            if bad:
+                raise ValueError(f"the forest arrays hold {what}")
 
     # -- prediction -----------------------------------------------------------------------------
     def predict_proba(self, X) -> np.ndarray:

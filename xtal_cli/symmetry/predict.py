@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.symmetry.features import FeatureSet, FeatureSettings
 
 # How far (degrees 2θ at the model's wavelength) the data may fall short of the window's edges
@@ -248,6 +248,8 @@ def predict_paths(
                 )
             scan.meta["id"] = str(path)
             results.extend(model.predict(scan, top, ka2=ka2, prominence=prominence))
+        except ParameterError:  # a setting, not this file, is wrong
+            raise
         except XtalError as exc:
             msg = str(exc)
             if not msg.startswith(str(path)):
