@@ -104,7 +104,10 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, small_structures):
         run_simulation(items, settings, out, chunk_size=4, on_progress=interrupt)
     assert not out.exists()
     parts = out.with_name(out.name + ".partial.d")
-    assert len(list(parts.glob("chunk-*.joblib"))) == 2
+    chunks = sorted(parts.glob("chunk-*.npz"))
+    assert len(chunks) == 2
+    with np.load(chunks[0], allow_pickle=False) as npz:  # plain arrays + JSON: no pickle
+        assert "records" in npz.files
 
     done = []
     resumed = run_simulation(

@@ -150,7 +150,7 @@ class _Parts:
                     f"{self.dir}: an earlier run with other inputs or settings; rerun with the "
                     "same options, or without --resume to start again"
                 )
-            return {int(p.stem.split("-")[1]) for p in self.dir.glob("chunk-*.joblib")}
+            return {int(p.stem.split("-")[1]) for p in self.dir.glob("chunk-*.npz")}
         if self.dir.exists():
             shutil.rmtree(self.dir)
         self.dir.mkdir(parents=True)
@@ -158,14 +158,47 @@ class _Parts:
         return set()
 
     def path(self, start: int) -> Path:
-        return self.dir / f"chunk-{start:09d}.joblib"
+        return self.dir / f"chunk-{start:09d}.npz"
 
     def save(self, start: int, results: list[dict]) -> None:
-        with atomic_path(self.path(start)) as tmp:
-            joblib.dump(results, tmp, compress=3)
+        """Arrays as npz entries ``<k>.<field>``, everything else as one JSON string: reading a
+        chunk back (``--resume``) unpickles nothing."""
+        arrays, records = {}, []
+        for k, result in enumerate(results):
+            record = {}
+            for key, value in result.items():
+                if isinstance(value, np.ndarray):
+                    arrays[f"{k}.{key}"] = value
+                elif key == "labels":
+                    record[key] = {n: v for n, v in value.items() if n != "lattice"}
+                    arrays[f"{k}.lattice"] = value["lattice"]
+                else:
+                    record[key] = value
+            records.append(record)
+        arrays["records"] = np.array(json.dumps(records, default=_plain))
+        with atomic_path(self.path(start)) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
 
     def load(self, start: int) -> list[dict]:
-        return joblib.load(self.path(start))
+        with np.load(self.path(start), allow_pickle=False) as npz:
+            records = json.loads(str(npz["records"]))
+            for name in npz.files:
+                k, _, key = name.partition(".")
+                if not key:
+                    continue
+                record = records[int(k)]
+                if key == "lattice":
+                    record["labels"]["lattice"] = npz[name]
+                else:
+                    record[key] = npz[name]
+        return records
+
+
+def _plain(value):
+    """numpy scalars in labels and metadata as JSON numbers."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def run_simulation(
