@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from xtal_cli.errors import ParameterError, XtalError
+from xtal_cli.io.jsonable import json_default  # noqa: F401 (re-exported)
 from xtal_cli.parallel import available_cores, worker_count  # noqa: F401 (re-exported)
 
 # Data goes to stdout; messages, progress and errors to stderr, so that commands pipe.
@@ -114,17 +115,6 @@ def emit_records(records: Iterable[dict], fmt: str, columns: list[str] | None = 
     else:
         raise XtalError(f"unknown output format {fmt!r}; use table, json, jsonl or csv")
     out.flush()
-
-
-def json_default(obj: Any) -> Any:
-    """``json.dumps(default=...)`` for numpy scalars and arrays, which records often hold."""
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def _csv_value(value: Any) -> Any:

@@ -152,7 +152,7 @@ def train_symmetry(
     if fmt == "json":
         import json
 
-        from xtal_cli.commands._common import json_default
+        from xtal_cli.io.jsonable import json_default
 
         summary = {
             "bundle": result["bundle"],

@@ -86,6 +86,7 @@ def write_model_file(
     import h5py
 
     from xtal_cli.io.h5 import atomic_path
+    from xtal_cli.io.jsonable import json_default
 
     if not 0 <= int(compress) <= 9:
         raise XtalError(f"compress {compress}: use a gzip level 0-9")
@@ -248,10 +249,3 @@ def _text_attr(h5, name: str) -> str | None:
         except UnicodeDecodeError:
             return None
     return value if isinstance(value, str) else None
-
-
-def json_default(obj):
-    """``json.dumps(default=...)`` for numpy scalars and arrays (as plain Python values)."""
-    if isinstance(obj, (np.generic, np.ndarray)):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

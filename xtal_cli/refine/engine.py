@@ -455,9 +455,10 @@ class RietveldModel:
         k = int(np.argmin(np.abs(pk["pos"] - mid)))
         fw = float(lineshape.gsas_tch(pk["sig"][k], pk["gam"][k])[0]) * 100  # centideg
         th = math.radians(pk["tth"][k] / 2)
-        gam_fixed = float(pk["gam"][k]) - (
-            v[ix["X"]] / math.cos(th) + v[ix["Y"]] * math.tan(th)
-        )  # instrument Z + sample terms, not refined here
+        # instrument Z + sample terms, not refined here (GSAS-II's X, Y order: see peaks())
+        gam_fixed = float(pk["gam"][k]) - float(
+            lineshape.lorentzian_fwhm(th, v[ix["Y"]], v[ix["X"]])
+        )
         starts = []
         for lor in (0.25, 0.5, 0.75):  # Lorentzian share of the FWHM
             g2 = ((1 - lor) * fw) ** 2 / (8 * math.log(2))  # σ² in centideg²

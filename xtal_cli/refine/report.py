@@ -117,11 +117,13 @@ def write_json(path, data: dict) -> None:
 
 
 def _json_default(obj):
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return str(obj)
+    """Numpy values as numbers (io.jsonable); anything else a report holds as its text."""
+    from xtal_cli.io.jsonable import json_default
+
+    try:
+        return json_default(obj)
+    except TypeError:
+        return str(obj)
 
 
 def write_csv(path, frame) -> None:

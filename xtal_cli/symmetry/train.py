@@ -338,8 +338,8 @@ def _display_order(target: str, class_names: list[str]) -> list[int]:
 def _write_json(path: str | os.PathLike, data: dict) -> None:
     import json
 
-    from xtal_cli.io.bundles import json_default
     from xtal_cli.io.h5 import atomic_path
+    from xtal_cli.io.jsonable import json_default
 
     with atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(data, indent=2, default=json_default) + "\n")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from xtal_cli.errors import ParameterError
+from xtal_cli.xrd.lineshape import caglioti
 
 __all__ = ["close_groups", "fwhm_model", "group_positions", "match_fraction", "merge_close"]
 
@@ -107,8 +108,7 @@ def fwhm_model(peaks) -> Callable[[np.ndarray], np.ndarray]:
     lo, hi = float(fw[use].min()), float(fw[use].max())
 
     def fwhm(x):
-        tx = np.tan(np.radians(np.asarray(x, dtype=float)) / 2)
-        f2 = coef[0] * tx * tx + coef[1] * tx + coef[2]
+        f2 = caglioti(np.radians(np.asarray(x, dtype=float)) / 2, *coef)
         return np.clip(np.sqrt(np.maximum(f2, lo * lo)), lo, hi)
 
     return fwhm

@@ -1,0 +1,18 @@
+"""The one ``json.dumps(default=...)`` hook: numpy scalars, arrays and paths as plain values."""
+
+from __future__ import annotations
+
+import os
+
+
+def json_default(obj):
+    """Plain Python values for what records, reports and model metadata often hold."""
+    import numpy as np  # here, not at import: the CLI's start-up loads this module
+
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
