@@ -179,8 +179,6 @@ def featurize(
         for derived in ("wavelength", "wavelength_label"):  # the patterns' own
             kw.pop(derived, None)
         lo, hi = kw.pop("two_theta_min", None), kw.pop("two_theta_max", None)
-        if kw.get("lattices"):
-            kw["indexing"] = True
         return featurize_patterns(
             data,
             two_theta_range=(lo, hi),
@@ -200,8 +198,6 @@ def featurize(
                 "(wavelength=, or --wavelength on the command line)"
             )
         kw = {"wavelength": ref, "wavelength_label": f"{ref:g}", **options}
-        if kw.get("lattices"):
-            kw["indexing"] = True
         settings = FeatureSettings(**kw)
     return featurize_scans(scans, settings, ka2=ka2, prominence=prominence)
 

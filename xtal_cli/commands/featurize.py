@@ -82,7 +82,7 @@ def featurize(
         "n_peaks": n_peaks,
         "min_intensity": min_intensity,
         "resolution": resolution,
-        "indexing": indexing or lattices,
+        "indexing": indexing,
         "lattices": lattices,
     }
     window = {"two_theta_min": two_theta_min, "two_theta_max": two_theta_max}

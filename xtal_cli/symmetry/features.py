@@ -60,7 +60,7 @@ class FeatureSettings:
     two_theta_max: float = 90.0
     resolution: float = DEFAULT_RESOLUTION  # degrees 2θ: closer peaks count as one
     indexing: bool = False  # append cubic / tetragonal / hexagonal indexing scores
-    lattices: bool = False  # with indexing: two scores per Bravais lattice (cP ... hR) instead
+    lattices: bool = False  # two indexing scores per Bravais lattice (cP ... hR); implies indexing
 
     def __post_init__(self):
         """Raise :class:`ParameterError` naming the first field with a value it cannot take."""
@@ -92,6 +92,8 @@ class FeatureSettings:
         for name in ("indexing", "lattices"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ParameterError(name, getattr(self, name), "must be True or False")
+        if self.lattices and not self.indexing:  # per-lattice scores are indexing scores
+            object.__setattr__(self, "indexing", True)
 
     @property
     def window(self) -> tuple[float, float]:
