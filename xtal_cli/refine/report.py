@@ -131,12 +131,17 @@ def write_csv(path, frame) -> None:
 
 
 def plot_rietveld(path, model, title: str = "") -> None:
-    """Observed (points), calculated (line), difference (below) and reflection ticks."""
-    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
-
+    """The Rietveld plot of a native :class:`engine.RietveldModel` (see :func:`plot_curves`)."""
     ybg, ypk = model.calc()
     x, yo = model.x, model.yobs[model.i0 : model.i1]
-    yc = ybg + ypk
+    plot_curves(path, x, yo, ybg + ypk, ybg, model.reflection_positions(), title)
+
+
+def plot_curves(path, x, yo, yc, ybg, ticks, title: str = "") -> None:
+    """Observed (points), calculated (line), difference (below) and reflection ticks: drawn
+    from arrays, so an engine without a native model (GSAS-II) gets the same plot."""
+    from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
+
     fig = Figure(figsize=(10, 5.5))
     ax = fig.subplots()
     ax.plot(x, yo, "+", ms=3, color="tab:blue", label="observed")
@@ -145,7 +150,6 @@ def plot_rietveld(path, model, title: str = "") -> None:
     span = float(yo.max() - min(yo.min(), 0))
     off = -0.12 * span
     ax.plot(x, yo - yc + off, "-", lw=0.6, color="0.3", label="difference")
-    ticks = model.reflection_positions()
     ax.vlines(ticks, off * 0.55, off * 0.45, color="tab:purple", lw=0.7, label="reflections")
     ax.set_xlabel("2θ (degrees)")
     ax.set_ylabel("counts")

@@ -135,9 +135,19 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
     }
     meta = {"Rwp": f"{result.rwp:.3f} %", "GOF": f"{result.gof:.3f}", "trial": best.number}
     report.write_cif(outdir / "best.cif", phase, result.cell, result.sites, result.cell_esd, meta)
+    title = f"{stem}: Rwp {result.rwp:.2f} % (trial {best.number})"
+    curve = getattr(result, "curve", None)  # engines without a native model (GSAS-II)
     if model is not None:
-        report.plot_rietveld(
-            outdir / "rietveld.png", model, f"{stem}: Rwp {result.rwp:.2f} % (trial {best.number})"
+        report.plot_rietveld(outdir / "rietveld.png", model, title)
+    elif curve is not None:
+        report.plot_curves(
+            outdir / "rietveld.png",
+            curve.x,
+            curve.yobs,
+            curve.ycalc,
+            curve.background,
+            curve.reflections,
+            title,
         )
     values = [(t.number, t.value) for t in all_trials if t.state == TrialState.COMPLETE]
     report.plot_history(
