@@ -220,11 +220,14 @@ def refine_bbo(
     k_best: int = 5,
     on_trial=None,
     log=None,
+    deterministic: bool = False,
 ) -> dict:
     """Automatic Rietveld refinement (refine-bbo): an Optuna TPE study over refinement
     configurations of one phase, then the best refinement written to *output* (refined CIF,
     report.json, plots, trials.csv, the study). *jobs* processes share the study (an Optuna
-    storage; give *storage* to spread one study over machines). Returns the report.json content:
+    storage; give *storage* to spread one study over machines); with *deterministic* they refine
+    rounds of suggestions from one sampler instead, so the seed fixes the study. Returns the
+    report.json content:
     ``report["best"]`` holds ``rwp``, ``rp``, ``gof``, ``cell`` and the chosen configuration."""
     from xtal_cli.parallel import worker_count
     from xtal_cli.refine.bbo import Problem, Space
@@ -247,6 +250,7 @@ def refine_bbo(
         k_best=k_best,
         on_trial=on_trial,
         log=log or (lambda message: None),
+        deterministic=deterministic,
     )
 
 

@@ -46,6 +46,12 @@ def refine_bbo(
     ),
     study_name: str = typer.Option("refine-bbo", "--study-name", help="Study name in the storage."),
     resume: bool = typer.Option(False, "--resume", help="Continue an existing study."),
+    deterministic: bool = typer.Option(
+        False,
+        "--deterministic",
+        help="With -j > 1: refine rounds of suggestions from one sampler, so --seed fixes every "
+        "trial (a round waits for its slowest refinement).",
+    ),
     engine: str = typer.Option("native", "--engine", help="native (default) or gsas2."),
     k_best: int = typer.Option(5, "--k-best", help="Distinct candidate structures to write."),
     fmt: str = typer.Option("table", "--format", help="table, json or jsonl summary on stdout."),
@@ -86,6 +92,7 @@ def refine_bbo(
             k_best=k_best,
             on_trial=lambda n: progress.update(task, completed=min(n, trials)),
             log=lambda m: err_console.print(m),
+            deterministic=deterministic,
         )
         progress.update(task, completed=trials)
     best, study = doc["best"], doc["study"]

@@ -246,30 +246,45 @@ class Objective:
             result = refine(model, stages(cfg, self.full, self.space), timeout=self.space.timeout)
         return model, result
 
-    def __call__(self, trial) -> float:
+    def evaluate(self, cfg: dict) -> dict:
+        """Refine *cfg*; a plain dict (picklable, so a worker process can return it): either
+        ``{"failure": reason}`` or the result's figures."""
         from xtal_cli.refine.engine import RefinementFailed
 
-        cfg = suggest(trial, self.space, self.full_range())
         try:
             with np.errstate(all="ignore"):
                 _, res = self.run(cfg)
         except (RefinementFailed, np.linalg.LinAlgError, FloatingPointError) as exc:
-            trial.set_user_attr("failure", str(exc) or type(exc).__name__)
-            raise TrialFailed(str(exc)) from None
+            return {"failure": str(exc) or type(exc).__name__}
         if not math.isfinite(res.rwp):
-            trial.set_user_attr("failure", "non-finite Rwp")
-            raise TrialFailed("non-finite Rwp")
-        trial.set_user_attr("rwp", res.rwp)
-        trial.set_user_attr("rp", res.rp)
-        trial.set_user_attr("gof", res.gof)
-        trial.set_user_attr("seconds", res.seconds)
-        trial.set_user_attr("cell", list(res.cell))
-        trial.set_user_attr("sites", [{"xyz": s["xyz"], "uiso": s["uiso"]} for s in res.sites])
-        if res.negative_uiso:
+            return {"failure": "non-finite Rwp"}
+        return {
+            "rwp": res.rwp,
+            "rp": res.rp,
+            "gof": res.gof,
+            "seconds": res.seconds,
+            "cell": list(res.cell),
+            "sites": [{"xyz": s["xyz"], "uiso": s["uiso"]} for s in res.sites],
+            "negative_uiso": bool(res.negative_uiso),
+        }
+
+    @staticmethod
+    def record(trial, outcome: dict) -> float:
+        """Store *outcome* on *trial*; its objective value, or :class:`TrialFailed`."""
+        if "failure" in outcome:
+            trial.set_user_attr("failure", outcome["failure"])
+            raise TrialFailed(outcome["failure"])
+        for key in ("rwp", "rp", "gof", "seconds", "cell", "sites"):
+            trial.set_user_attr(key, outcome[key])
+        if outcome["negative_uiso"]:
             trial.set_user_attr("status", "negative_uiso")
-            return res.rwp + NEGATIVE_UISO_PENALTY
+            return outcome["rwp"] + NEGATIVE_UISO_PENALTY
         trial.set_user_attr("status", "ok")
-        return res.rwp
+        return outcome["rwp"]
+
+    def __call__(self, trial) -> float:
+        cfg = suggest(trial, self.space, self.full_range())
+        return self.record(trial, self.evaluate(cfg))
 
 
 class TrialFailed(Exception):
@@ -392,6 +407,47 @@ def _worker(storage: str, name: str, seed: int, total: int, problem, space, engi
         study.optimize(
             objective, n_trials=remaining, catch=(TrialFailed,), callbacks=[_stop_at(total)]
         )
+
+
+_WORKER_OBJECTIVE: Objective | None = None
+
+
+def _init_batch_worker(problem, space, engine) -> None:
+    global _WORKER_OBJECTIVE
+    _WORKER_OBJECTIVE = Objective(problem, space, engine)
+
+
+def _evaluate_in_worker(cfg: dict) -> dict:
+    return _WORKER_OBJECTIVE.evaluate(cfg)
+
+
+def optimize_rounds(study, problem, space, engine, total, workers=2, on_trial=None):
+    """Deterministic parallel study: each round asks *workers* suggestions of the one seeded
+    sampler, refines them in parallel processes and tells the results in trial order, so the
+    seed and the worker count fix every trial (the processes share the work, not the sampler).
+    Costs some speed against :func:`optimize`: a round waits for its slowest refinement."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from optuna.trial import TrialState
+
+    objective = Objective(problem, space, engine)
+    full = objective.full_range()  # load and check the inputs before anything starts
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_init_batch_worker, initargs=(problem, space, engine)
+    ) as pool:
+        while (remaining := total - finished(study)) > 0:
+            trials = [study.ask() for _ in range(min(workers, remaining))]
+            configs = [suggest(t, space, full) for t in trials]
+            for trial, outcome in zip(trials, pool.map(_evaluate_in_worker, configs)):
+                try:
+                    study.tell(trial, Objective.record(trial, outcome))
+                except TrialFailed:
+                    study.tell(trial, state=TrialState.FAIL)
+            if on_trial is not None:
+                on_trial(finished(study))
+    return objective
 
 
 def optimize(study, problem, space, engine, total, workers=1, seed=0, storage="", on_trial=None):

@@ -26,8 +26,14 @@ def run_refine_bbo(
     k_best: int = 5,
     on_trial=None,
     log=lambda msg: None,
+    deterministic: bool = False,
 ) -> dict:
-    """Run (or resume) the study and write the output folder; returns the report dict."""
+    """Run (or resume) the study and write the output folder; returns the report dict.
+
+    With *deterministic* and several *workers*, trials are suggested in rounds by one sampler
+    (:func:`~xtal_cli.refine.bbo.optimize_rounds`), so the seed fixes the study; otherwise the
+    workers share the study through its storage, each with its own sampler, which is faster
+    but lets the order of finishing trials steer what is suggested next."""
     space = space or bbo.Space()
     space.validate()  # fields may have been changed since construction
     if engine not in ("native", "gsas2"):
@@ -56,6 +62,7 @@ def run_refine_bbo(
         "instrument": str(Path(problem.instrument).resolve()),
         "seed": seed,
         "engine": engine,
+        "deterministic": bool(deterministic),
         "space": space.as_dict(),
     }
     study, requeued = bbo.open_study(storage, study_name, seed, resume, meta)
@@ -63,9 +70,14 @@ def run_refine_bbo(
         log(f"re-queued {requeued} interrupted trial(s)")
     t0 = time.monotonic()
     done0 = bbo.finished(study)
-    objective = bbo.optimize(
-        study, problem, space, engine, trials, workers, seed, storage, on_trial=on_trial
-    )
+    if deterministic and workers > 1:
+        objective = bbo.optimize_rounds(
+            study, problem, space, engine, trials, workers, on_trial=on_trial
+        )
+    else:
+        objective = bbo.optimize(
+            study, problem, space, engine, trials, workers, seed, storage, on_trial=on_trial
+        )
     wall = time.monotonic() - t0
     return write_outputs(study, objective, outdir, k_best, seed, wall, bbo.finished(study) - done0)
 
