@@ -87,13 +87,11 @@ def simulate(
     from xtal_cli.api import simulate as simulate_structures
     from xtal_cli.errors import XtalError
     from xtal_cli.io.structures import collect_items
-    from xtal_cli.xrd import sticks as sticks_mod
     from xtal_cli.xrd.lineshape import kalpha_pair
     from xtal_cli.xrd.profile import ProfileSettings
     from xtal_cli.xrd.units import resolve_wavelength
 
-    wl, label = resolve_wavelength(wavelength)
-    engine = engine or sticks_mod.DEFAULT_ENGINE
+    _, label = resolve_wavelength(wavelength)
     jobs = worker_count(jobs)
     profile_settings = None
     if profile or ka2 or noise or caglioti or augment:
@@ -110,7 +108,6 @@ def simulate(
                 raise XtalError(
                     f"--ka2 needs a Kα wavelength name such as CuKa1, not {wavelength!r}"
                 )
-            wl = pair[0]  # sticks at Kα1; Kα2 is added in the profile
         profile_settings = ProfileSettings(  # checks step, fwhm, eta, caglioti, noise ...
             two_theta_min=max(two_theta_min, step),
             two_theta_max=two_theta_max,
@@ -148,7 +145,8 @@ def simulate(
         n_fail = len(result.failures)
         err_console.print(
             f"wrote {output}: {len(result)} patterns, {n_fail} failures "
-            f"(λ = {wl:g} Å, 2θ {two_theta_min:g}-{two_theta_max:g}°, engine {engine})",
+            f"(λ = {result.attrs['wavelength']:g} Å, 2θ {two_theta_min:g}-{two_theta_max:g}°, "
+            f"engine {result.attrs['engine']})",
             highlight=False,
         )
         for ident, stage, reason in result.failures[:5]:
