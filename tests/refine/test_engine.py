@@ -14,8 +14,8 @@ from xtal_cli.xrd.lineshape import fcj_peaks
 
 def test_profile_has_unit_area_and_fcj_tail_on_the_low_side():
     x = np.arange(5.0, 60.0, 0.002)
-    sym = fcj_peaks(x, [20.0], [4.0], [3.0], 0.0, [1.0], nfwhm=200)
-    asym = fcj_peaks(x, [20.0], [4.0], [3.0], 0.05, [1.0], nfwhm=200)
+    sym = fcj_peaks(x, [20.0], [4.0], [3.0], 0.0, [1.0], reach=4)
+    asym = fcj_peaks(x, [20.0], [4.0], [3.0], 0.05, [1.0], reach=4)
     assert sym.sum() * 0.002 == pytest.approx(1.0, abs=2e-3)
     assert asym.sum() * 0.002 == pytest.approx(1.0, abs=5e-3)
     # axial divergence at low angle pushes intensity below the Bragg angle

@@ -143,7 +143,7 @@ def test_kalpha_doublet_prefers_what_the_data_say():
 def test_fcj_profile_has_unit_area():
     x = np.arange(5.0, 40.0, 0.002)
     for shl in (0.0, 0.04):
-        y = ls.fcj_peaks(x, [20.0], [4.0], [3.0], shl, [1.0], nfwhm=200)
+        y = ls.fcj_peaks(x, [20.0], [4.0], [3.0], shl, [1.0], reach=4)
         assert y.sum() * 0.002 == pytest.approx(1.0, rel=2e-3)
     assert not ls.fcj_extent([20.0, 120.0], 0.0).any()
     assert np.all(ls.fcj_extent([20.0, 120.0], 0.04) > 0)

@@ -128,13 +128,27 @@ def suggest(trial, space: Space, limits: tuple[float, float]) -> dict:
     return cfg
 
 
-def stages(cfg: dict, full: tuple[float, float], space: Space):
+def sample_position_terms(geometry: str) -> dict[str, str]:
+    """What the published flags "DisplaceX" / "DisplaceY" refine in *geometry*.
+
+    The published notebooks flag GSAS-II's DisplaceX and DisplaceY, but GSAS-II reads those only
+    for Debye–Scherrer samples; for a Bragg–Brentano histogram (laboratory data, as all the
+    published cases) it ignores them (GSASIIstrIO ``GetSampleParms``) and moves peaks by Shift
+    and Transparency instead. So the two flags switch on the geometry's own pair: the
+    dimension of the search space the study meant, refined in both engines."""
+    if geometry == "bragg-brentano":
+        return {"DisplaceX": "Shift", "DisplaceY": "Transparency"}
+    return {"DisplaceX": "DisplaceX", "DisplaceY": "DisplaceY"}
+
+
+def stages(cfg: dict, full: tuple[float, float], space: Space, geometry: str = "bragg-brentano"):
     """The published step order: range → background → cell+zero → sample → profile → atoms →
     full range. Parameters switched on stay on (GSAS-II's ``set``)."""
     from xtal_cli.refine.engine import Stage
 
     c = space.cycles
-    on = [k for k in ("DisplaceX", "DisplaceY") if cfg.get(k)]
+    terms = sample_position_terms(geometry)
+    on = [terms[k] for k in ("DisplaceX", "DisplaceY") if cfg.get(k)]
     prof = [k for k in ("U", "V", "W", "X", "Y", "SH/L") if cfg.get(k)]
     start = tuple(cfg["limits"]) if cfg.get("use_limits", True) else tuple(full)
     return [
@@ -243,7 +257,8 @@ class Objective:
         model = self._model()
         # small dense algebra: BLAS threads only fight the other workers for the cores
         with threadpool_limits(1):
-            result = refine(model, stages(cfg, self.full, self.space), timeout=self.space.timeout)
+            steps = stages(cfg, self.full, self.space, model.inst.geometry)
+            result = refine(model, steps, timeout=self.space.timeout)
         return model, result
 
     def evaluate(self, cfg: dict) -> dict:

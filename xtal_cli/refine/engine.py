@@ -2,12 +2,20 @@
 
 y_calc(2θ) = background(2θ) + Σ_phase,hkl,line  area · S(2θ − pos)
 
-* pos = 2θ_Bragg(λ_line, d(A)) + Zero − (0.09/πR)(DisplaceX·cos2θ + DisplaceY·sin2θ)  [GSAS-II]
-* area = scale · I_line/I_Kα1 · multiplicity · |F|² · L · P, L = 1/(2 sin²θ cosθ),
+The model is GSAS-II's, term by term, so that the two engines compute the same pattern from the
+same parameters (checked by :mod:`xtal_cli.refine.crosscheck`):
+
+* pos = 2θ_Bragg(λ1, d(A)) + Zero − sample position: Bragg–Brentano Shift·4c·cosθ +
+  Transparency·100c·sin2θ, or Debye–Scherrer 2c(DisplaceX·cos2θ + DisplaceY·sin2θ), c =
+  0.09/(πR) (GSAS-II's ``GetReflPos``); the Kα2 peak at the first-order shift of that position
+  (:func:`lineshape.kalpha2_position`) with the Kα1 widths and Lp;
+* area = scale · I_line/I_Kα1 · multiplicity · |F|² · L · P · SR, L = 1/(2 sin²θ cosθ),
   P = (1 − Polariz.)·cos²2θ + Polariz. (GSAS-II's polarisation at azimuth 0; Polariz. from the
-  instrument file carries the monochromator);
+  instrument file carries the monochromator), SR Suortti's surface roughness (1 unless
+  SurfRoughA/B are refined);
 * widths from U V W X Y (+ GSAS-II's default sample broadening: 1 µm size, 1000 µstrain,
-  Lorentzian) and SH/L: TCH pseudo-Voigt with FCJ asymmetry, :mod:`xtal_cli.xrd.lineshape`.
+  Lorentzian) and SH/L: TCH pseudo-Voigt with FCJ asymmetry, :mod:`xtal_cli.xrd.lineshape`,
+  over GSAS-II's 50/75-FWHM windows with its quadrature of the asymmetry.
 
 The refinement is Levenberg–Marquardt on w = 1/σ², σ² = counts (as GSAS-II), with the Jacobian
 from the compiled kernel (analytic in position and widths, analytic |F|² derivatives for atoms,
@@ -37,7 +45,9 @@ from xtal_cli.xrd import lineshape
 
 SIZE_UM = 1.0  # GSAS-II default isotropic crystallite size (µm), not refined
 MUSTRAIN = 1000.0  # GSAS-II default isotropic microstrain (10⁻⁶), not refined
-INSTRUMENT_PARAMS = ("zero", "DisplaceX", "DisplaceY", "U", "V", "W", "X", "Y", "SH/L")
+SAMPLE_POSITION = ("Shift", "Transparency", "DisplaceX", "DisplaceY")  # BB pair, DS pair
+ROUGHNESS = ("SurfRoughA", "SurfRoughB")  # Suortti surface roughness (Bragg–Brentano)
+INSTRUMENT_PARAMS = ("zero", *SAMPLE_POSITION, *ROUGHNESS, "U", "V", "W", "X", "Y", "SH/L")
 
 
 class RefinementFailed(XtalError):
@@ -245,40 +255,84 @@ class RietveldModel:
         return F2, dx, du
 
     def peaks(self, v, derivatives: bool = False):
-        """Per-peak position, σ², γ, area (Kα1 and Kα2 stacked) and, optionally, derivatives."""
+        """Per-peak position, σ², γ, area (Kα1 then Kα2) and, optionally, derivatives.
+
+        As GSAS-II (``getPowderProfile``), the Kα2 peak of a reflection sits at
+        :func:`lineshape.kalpha2_position` of its observed Kα1 position, with the Kα1 widths and
+        Lorentz-polarisation and the intensity ratio of the instrument file.
+        """
         ix = self.layout.index
         pA, xyz, uiso, _ = self._unpack(v)
         A = self.phase.A0 + self.phase.A_basis @ pA
         Q = self.H @ A
         F2, dF2x, dF2u = self._f2(xyz, uiso, derivatives)
-        const = 0.09 / (math.pi * self.inst.gonio_radius)
-        out = {k: [] for k in ("pos", "sig", "gam", "area", "tth", "dQ", "lp", "ratio", "refl")}
-        for lam, ratio in self.lines:
-            sinth = np.clip(lam * np.sqrt(Q) / 2, 0, 0.999999)
-            th = np.arcsin(sinth)
-            tth = np.degrees(2 * th)
-            c2t, s2t = np.cos(2 * th), np.sin(2 * th)
-            pos = (
-                tth + v[ix["zero"]] - const * (v[ix["DisplaceX"]] * c2t + v[ix["DisplaceY"]] * s2t)
-            )
-            tan, cos = np.tan(th), np.cos(th)
-            sig = lineshape.caglioti(th, v[ix["U"]], v[ix["V"]], v[ix["W"]])
-            sample = 1.8 * lam / (math.pi * SIZE_UM * cos) + 0.018 * MUSTRAIN * tan / math.pi
-            # GSAS-II's γ = X / cosθ + Y tanθ, the shared X tanθ + Y / cosθ with X and Y swapped
-            gam = lineshape.lorentzian_fwhm(th, v[ix["Y"]], v[ix["X"]]) + self.inst.Z + sample
-            lorentz = 1.0 / (2 * sinth**2 * cos)
-            pola = (1 - self.inst.polariz) * c2t**2 + self.inst.polariz
-            lp = lorentz * pola
-            area = v[ix["scale"]] * ratio * self.mult * F2 * lp
-            dQ = np.degrees(lam / (2 * np.sqrt(Q) * cos))  # d(2θ)/dQ in degrees
-            for k, val in (("pos", pos), ("sig", sig), ("gam", gam), ("area", area), ("tth", tth),
-                           ("dQ", dQ), ("lp", lp), ("ratio", np.full_like(pos, ratio)),
-                           ("refl", np.arange(len(pos)))):  # fmt: skip
-                out[k].append(val)
-        pk = {k: np.concatenate(val) for k, val in out.items()}
+        lam = self.inst.lam1
+        sinth = np.clip(lam * np.sqrt(Q) / 2, 0, 0.999999)
+        th = np.arcsin(sinth)
+        tth = np.degrees(2 * th)
+        pos = tth + v[ix["zero"]] - self._sample_shift(v, th)
+        tan, cos = np.tan(th), np.cos(th)
+        sig = lineshape.caglioti(th, v[ix["U"]], v[ix["V"]], v[ix["W"]])
+        sample = 1.8 * lam / (math.pi * SIZE_UM * cos) + 0.018 * MUSTRAIN * tan / math.pi
+        # GSAS-II's γ = X / cosθ + Y tanθ, the shared X tanθ + Y / cosθ with X and Y swapped
+        gam = lineshape.lorentzian_fwhm(th, v[ix["Y"]], v[ix["X"]]) + self.inst.Z + sample
+        lorentz = 1.0 / (2 * sinth**2 * cos)
+        c2t = np.cos(2 * th)
+        lp = lorentz * ((1 - self.inst.polariz) * c2t**2 + self.inst.polariz)
+        rough = self._roughness(v, th)
+        area = v[ix["scale"]] * self.mult * F2 * lp * rough
+        n = len(pos)
+        pk = {
+            "pos": pos, "sig": sig, "gam": gam, "area": area, "tth": tth, "lp": lp,
+            "dQ": np.degrees(lam / (2 * np.sqrt(Q) * cos)),  # d(2θ)/dQ in degrees
+            "ratio": np.ones(n), "refl": np.arange(n), "dpos": np.ones(n), "rough": rough,
+        }  # fmt: skip
+        if self.inst.lam2:
+            pos2, dpos2 = lineshape.kalpha2_position(pos, lam, self.inst.lam2)
+            keep = pos2 < 180.0
+            k2 = {key: val[keep] for key, val in pk.items()}
+            k2.update(pos=pos2[keep], dpos=dpos2[keep], ratio=np.full(keep.sum(), self.inst.ratio))
+            k2["area"] = k2["area"] * self.inst.ratio
+            pk = {key: np.concatenate([pk[key], k2[key]]) for key in pk}
         if derivatives:
             pk["dF2x"], pk["dF2u"] = dF2x, dF2u
         return pk
+
+    def _roughness(self, v, th, derivative: str | None = None):
+        """Suortti's surface-roughness factor (J. Appl. Cryst. 5, 325, 1972) as GSAS-II computes
+        it for Bragg–Brentano samples (``SurfaceRough``): (A + (1 − A) e^(−B/sinθ)) /
+        (A + (1 − A) e^(−B)), 1 at A = B = 0. A rough surface loses low-angle intensity, which an
+        unmodelled fit pushes into too-small (even negative) Uiso. With *derivative*, the
+        derivative of the factor in that parameter instead."""
+        if self.inst.geometry != "bragg-brentano":
+            return np.ones_like(th) if derivative is None else np.zeros_like(th)
+        ix = self.layout.index
+        a, b = v[ix["SurfRoughA"]], v[ix["SurfRoughB"]]
+        sth = np.sin(th)
+        t1 = np.exp(-b / sth)
+        t2 = a + (1.0 - a) * math.exp(-b)
+        factor = (a + (1.0 - a) * t1) / t2
+        if derivative == "SurfRoughA":
+            return ((1.0 - t1) * t2 - (1.0 - math.exp(-b)) * factor * t2) / t2**2
+        if derivative == "SurfRoughB":
+            return (-(1.0 - a) * t1 / sth * t2 + factor * t2 * (1.0 - a) * math.exp(-b)) / t2**2
+        return factor
+
+    def _sample_shift(self, v, th, derivative: str | None = None):
+        """The sample-position aberration of the geometry (deg), GSAS-II's ``GetReflPos``: in
+        Bragg–Brentano, displacement (Shift, µm) ∝ cosθ and transparency ∝ sin2θ; in
+        Debye–Scherrer, DisplaceX ∝ cos2θ and DisplaceY ∝ sin2θ. With *derivative*, the
+        derivative of the shift in that parameter instead."""
+        ix = self.layout.index
+        const = 0.09 / (math.pi * self.inst.gonio_radius)
+        if self.inst.geometry == "bragg-brentano":
+            terms = {"Shift": 4 * const * np.cos(th), "Transparency": 100 * const * np.sin(2 * th)}
+        else:
+            c2, s2 = np.cos(2 * th), np.sin(2 * th)
+            terms = {"DisplaceX": 2 * const * c2, "DisplaceY": 2 * const * s2}
+        if derivative is not None:
+            return terms.get(derivative, 0.0 * th)
+        return sum(v[ix[name]] * t for name, t in terms.items())
 
     def _coefficients(self, v, pk, free):
         """d pos/dp, dσ²/dp, dγ/dp, d area/dp per peak, for the free parameters."""
@@ -287,19 +341,18 @@ class RietveldModel:
         ix = self.layout.index
         th = np.radians(pk["tth"] / 2)
         tan, cos = np.tan(th), np.cos(th)
-        const = 0.09 / (math.pi * self.inst.gonio_radius)
         refl = pk["refl"]
-        base = v[ix["scale"]] * pk["ratio"] * self.mult[refl] * pk["lp"]
+        base = v[ix["scale"]] * pk["ratio"] * self.mult[refl] * pk["lp"] * pk["rough"]
         ishl = -1
         for p, name in enumerate(free):
             if name == "scale":
                 Carea[:, p] = pk["area"] / v[ix["scale"]] if v[ix["scale"]] != 0 else 0
             elif name == "zero":
                 Cpos[:, p] = 1.0
-            elif name == "DisplaceX":
-                Cpos[:, p] = -const * np.cos(2 * th)
-            elif name == "DisplaceY":
-                Cpos[:, p] = -const * np.sin(2 * th)
+            elif name in SAMPLE_POSITION:
+                Cpos[:, p] = -self._sample_shift(v, th, derivative=name)
+            elif name in ROUGHNESS:
+                Carea[:, p] = pk["area"] / pk["rough"] * self._roughness(v, th, derivative=name)
             elif name == "U":
                 Csig[:, p] = tan**2
             elif name == "V":
@@ -321,6 +374,7 @@ class RietveldModel:
             elif name.startswith("Uiso:"):
                 i = int(name.split(":")[1])
                 Carea[:, p] = base * pk["dF2u"][refl, i]
+        Cpos *= pk["dpos"][:, None]  # a Kα2 position follows its Kα1 one
         return Cpos, Csig, Cgam, Carea, ishl
 
     def calc(self, v=None, free=None):
@@ -329,19 +383,21 @@ class RietveldModel:
         ix = self.layout.index
         pk = self.peaks(v, derivatives=free is not None)
         shl = max(float(v[ix["SH/L"]]), 0.0)
-        fw, _ = lineshape.gsas_tch(pk["sig"], pk["gam"])
-        lo, hi = lineshape.fcj_windows(self.x, pk["pos"], fw, shl)
+        lo, hi = lineshape.fcj_windows(self.x, pk["pos"], pk["sig"], pk["gam"], shl)
         bgc = np.array([v[ix[f"bg{i}"]] for i in range(self.bg_n)])
         ybg = self.B @ bgc
         c = np.ascontiguousarray
         args = (self.x, c(pk["pos"]), c(pk["sig"]), c(pk["gam"]), shl, c(pk["area"]), lo, hi)
         if free is None:
             return ybg, lineshape.fcj_render(*args)
-        Cpos, Csig, Cgam, Carea, ishl = self._coefficients(v, pk, free)
-        ypk, J = lineshape.fcj_render_jacobian(*args, Cpos, Csig, Cgam, Carea, ishl)
+        # the background is linear and apart from the peaks: its columns are B's
+        peak_free = [n for n in free if not n.startswith("bg")]
+        Cpos, Csig, Cgam, Carea, ishl = self._coefficients(v, pk, peak_free)
+        ypk, Jpk = lineshape.fcj_render_jacobian(*args, Cpos, Csig, Cgam, Carea, ishl)
+        J = np.empty((len(self.x), len(free)))
+        col = {n: i for i, n in enumerate(peak_free)}
         for p, name in enumerate(free):
-            if name.startswith("bg"):
-                J[:, p] = self.B[:, int(name[2:])]
+            J[:, p] = self.B[:, int(name[2:])] if name.startswith("bg") else Jpk[:, col[name]]
         return ybg, ypk, J
 
     # ------------------------------------------------------------ statistics

@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from xtal_cli.errors import XtalError
+from xtal_cli.errors import ParameterError, XtalError
+
+GEOMETRIES = ("bragg-brentano", "debye-scherrer")
 
 
 @dataclass
@@ -29,8 +31,17 @@ class Instrument:
     Z: float = 0.0  # constant Lorentzian term (centideg), GSAS-II's Z
     SH_L: float = 0.002
     azimuth: float = 0.0
-    gonio_radius: float = 200.0  # mm, for DisplaceX/DisplaceY in µm
+    gonio_radius: float = 200.0  # mm, for the sample-position terms in µm
     source: str = ""
+    # GSAS-II's sample type: which sample-position terms move the peaks (engine._sample_shift);
+    # a laboratory PXC histogram is Bragg–Brentano unless the user says otherwise
+    geometry: str = "bragg-brentano"
+
+    def __post_init__(self):
+        if self.geometry not in GEOMETRIES:
+            raise ParameterError(
+                "geometry", self.geometry, f"unknown; use one of {', '.join(GEOMETRIES)}"
+            )
 
     def lines(self) -> list[tuple[float, float]]:
         """(wavelength, relative intensity) of each line of the source."""

@@ -19,10 +19,13 @@ _CL = 2.0 / math.pi  # Lorentzian of unit area and FWHM 1 at its centre
 _S8LN2 = math.sqrt(8.0 * _LN2)  # FWHM / σ of a Gaussian
 _D2R = math.pi / 180.0
 _EXP_MIN = 746.0  # exp(-a) is exactly 0.0 for a beyond this: skip the call
+CORE_FWHM = 15.0  # FWHMs beyond the asymmetric range where a peak is its Lorentzian tail alone
 
 # Gauss–Legendre tables of the FCJ convolution: the positive half of the nodes of an even-order
-# rule on [-1, 1], one row per order
-GL_ORDERS = np.array([2, 4, 6, 8, 10, 12, 14, 16, 20, 24, 30, 40, 50, 60, 80, 100])
+# rule on [-1, 1], one row per order. The orders and the rule that picks one (:func:`_fcj_setup`)
+# are GSAS-II's (psvfcjo.for, B. H. Toby's FCJ code), so both engines integrate the asymmetry
+# with the same nodes and compute the same profile.
+GL_ORDERS = np.array([*range(2, 32, 2), *range(40, 130, 10), *range(140, 320, 20), 400])
 GL_NODES = np.zeros((len(GL_ORDERS), GL_ORDERS.max() // 2))
 GL_WEIGHTS = np.zeros_like(GL_NODES)
 for _i, _n in enumerate(GL_ORDERS):
@@ -147,7 +150,7 @@ def fcj_extent_array(pos, shl):
 
 
 @njit(cache=True)
-def _fcj_setup(pos, shl, fw, nodes, weights, orders):
+def _fcj_setup(pos, shl, gam, nodes, weights, orders):
     """Quadrature nodes δ_k and weights w_k·G_k of the FCJ convolution for one peak."""
     if shl <= 0.0:
         d = np.empty(1)
@@ -159,9 +162,12 @@ def _fcj_setup(pos, shl, fw, nodes, weights, orders):
     s2t = math.sin(pos * _D2R)
     emin = fcj_phi_min(pos, shl)
     extent = abs(pos - emin)
-    # nodes ~ 6 per FWHM of asymmetric extent (GSAS counts per Lorentzian width, which explodes
-    # for nearly Gaussian peaks; the total width is what the integrand varies on)
-    k = int(6.0 * extent / max(fw, 1e-4))
+    # GSAS-II's count: 300 intervals per Lorentzian γ (centideg) of asymmetric extent, 200 per
+    # degree for a pure Gaussian; then the next order of the table (at most 400)
+    if gam > 0.0:
+        k = int(min(300.0 * extent / gam, 1e6))
+    else:
+        k = int(200.0 * extent)
     idx = 0
     while idx < len(orders) - 1 and k > orders[idx]:
         idx += 1
@@ -183,12 +189,16 @@ def _fcj_setup(pos, shl, fw, nodes, weights, orders):
 
 
 @njit(cache=True)
-def _fcj_peak(x, lo, hi, pos, fw, eta, shl, nodes, weights, orders, out, dpos, dfw, deta):
-    """One FCJ pseudo-Voigt on x[lo:hi] into out, with its derivatives in position, FWHM, η."""
-    d, w = _fcj_setup(pos, shl, fw, nodes, weights, orders)
+def _fcj_peak(x, lo, hi, pos, fw, eta, gam, shl, nodes, weights, orders, out, dpos, dfw, deta):
+    """One FCJ pseudo-Voigt on x[lo:hi] into out, with its derivatives in position, FWHM, η
+    (*gam*, GSAS-II's γ in centideg, sets the quadrature order as GSAS-II does). Returns the
+    weighted mean node δ̄ (where the far tails are centred)."""
+    d, w = _fcj_setup(pos, shl, gam, nodes, weights, orders)
     sw = 0.0
+    sd = 0.0
     for j in range(len(w)):
         sw += w[j]
+        sd += w[j] * d[j]
     for i in range(lo, hi):
         s = 0.0
         sp = 0.0
@@ -204,6 +214,14 @@ def _fcj_peak(x, lo, hi, pos, fw, eta, shl, nodes, weights, orders, out, dpos, d
         dpos[i - lo] = -sp / sw
         dfw[i - lo] = sf / sw
         deta[i - lo] = se / sw
+    return sd / sw
+
+
+@njit(cache=True, inline="always")
+def _lorentz_tail(dx, fw, eta):
+    """η · unit-area Lorentzian: a pseudo-Voigt far from its centre, where the Gaussian is 0."""
+    t = dx / fw
+    return eta * _CL / fw / (1.0 + 4.0 * t * t)
 
 
 @njit(cache=True)
@@ -214,6 +232,13 @@ def fcj_render_jacobian(x, pos, sig, gam, shl, area, lo, hi, Cpos, Csig, Cgam, C
 
     Cpos, Csig, Cgam, Carea (npeaks, P) hold d pos_k/dp, dσ²_k/dp, dγ_k/dp, d area_k/dp; column
     *ishl* (or −1) is SH/L, differentiated numerically.
+
+    Each peak covers x[lo:hi] (GSAS-II's long windows), computed in full within its core, the
+    asymmetric range [2φ_min, 2θ] ± CORE_FWHM·FWHM. Beyond it the Gaussian is exactly 0 and the
+    FCJ convolution of the Lorentzian is one Lorentzian at the mean node to within
+    (extent/distance)² — a few 1e-5 of the peak height — so the tails cost one division a point.
+    They carry a percent or two of a peak's area; the Jacobian leaves them out (they change the
+    step LM proposes, not the χ² that accepts it).
     """
     n = len(x)
     P = Cpos.shape[1]
@@ -235,13 +260,23 @@ def fcj_render_jacobian(x, pos, sig, gam, shl, area, lo, hi, Cpos, Csig, Cgam, C
         if hi[k] <= lo[k]:
             continue
         fw, eta, dfw_ds, dfw_dg, deta_ds, deta_dg = gsas_tch(sig[k], gam[k])
-        _fcj_peak(x, lo[k], hi[k], pos[k], fw, eta, shl, nodes, weights, orders, buf, bp, bf, be)
+        edge = fcj_phi_min(pos[k], shl) if shl > 0.0 else pos[k]
+        clo = max(lo[k], np.searchsorted(x, min(edge, pos[k]) - CORE_FWHM * fw))
+        chi = min(hi[k], np.searchsorted(x, max(edge, pos[k]) + CORE_FWHM * fw))
+        if chi < clo:
+            chi = clo
+        dbar = _fcj_peak(x, clo, chi, pos[k], fw, eta, gam[k], shl, nodes, weights, orders, buf,
+                         bp, bf, be)  # fmt: skip
         if ishl >= 0:
-            _fcj_peak(x, lo[k], hi[k], pos[k], fw, eta, shl + hshl, nodes, weights, orders,
+            _fcj_peak(x, clo, chi, pos[k], fw, eta, gam[k], shl + hshl, nodes, weights, orders,
                       bs, t1, t2, t3)  # fmt: skip
         a = area[k]
-        for i in range(lo[k], hi[k]):
-            j = i - lo[k]
+        for i in range(lo[k], clo):
+            y[i] += a * _lorentz_tail(x[i] - dbar, fw, eta)
+        for i in range(chi, hi[k]):
+            y[i] += a * _lorentz_tail(x[i] - dbar, fw, eta)
+        for i in range(clo, chi):
+            j = i - clo
             y[i] += a * buf[j]
             ds = bf[j] * dfw_ds + be[j] * deta_ds
             dg = bf[j] * dfw_dg + be[j] * deta_dg

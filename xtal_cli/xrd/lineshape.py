@@ -22,8 +22,6 @@ from xtal_cli.xrd.units import WAVELENGTHS
 KA2_RATIO = 0.5  # I(Kα2)/I(Kα1) when the data do not say
 KA_ELEMENTS = ("Cu", "Mo", "Cr", "Fe", "Co", "Ag")  # tubes whose Kα lines are in WAVELENGTHS
 KA1_TOLERANCE = 2e-4  # Å: a wavelength this close to a Kα1 line is taken as that line
-NFWHM = 15.0  # half-width of the refinement's evaluation window, in FWHM
-MAX_WINDOW = 8.0  # degrees: the refinement's window never grows beyond this
 
 
 # ----------------------------------------------------------------------------- pseudo-Voigt
@@ -136,6 +134,16 @@ def doublet_two_theta(two_theta, wavelength: float, other: float) -> np.ndarray:
         return np.where(s < 1.0, 2.0 * np.degrees(np.arcsin(s)), np.nan)
 
 
+def kalpha2_position(two_theta, wavelength: float, wavelength2: float):
+    """Rietveld convention for the Kα2 peak of a reflection observed at *two_theta* (deg, Kα1,
+    aberrations included): 2θ + (360/π)(λ2 − λ1)/λ1 · tan(2θ/2), GSAS-II's first-order shift,
+    and its derivative d2θ₂/d2θ (to carry position derivatives over). Returns (2θ₂, d2θ₂/d2θ)."""
+    two_theta = np.asarray(two_theta, dtype=float)
+    rel = (wavelength2 - wavelength) / wavelength
+    half = np.radians(two_theta) / 2.0
+    return two_theta + np.degrees(2.0 * rel * np.tan(half)), 1.0 + rel / np.cos(half) ** 2
+
+
 def kalpha2_lines(two_theta, intensity, ka2: tuple[float, float, float]):
     """Sticks with the Kα2 line of every reflection appended (intensity × ratio); *ka2* is
     ``(λ1, λ2, I2/I1)`` and *two_theta* refers to λ1. Reflections Kα2 cannot reach are left out."""
@@ -162,15 +170,19 @@ def fcj_extent(pos, shl: float) -> np.ndarray:
     return fcj_extent_array(np.ascontiguousarray(pos).ravel(), float(shl)).reshape(pos.shape)
 
 
-def fcj_windows(x: np.ndarray, pos: np.ndarray, fwhm: np.ndarray, shl: float, nfwhm=NFWHM):
-    """Index range [lo, hi) of *x* covered by each peak: ±*nfwhm* FWHM (at most :data:`MAX_WINDOW`
-    degrees: a diverging width must not cost the world), widened on the side of the asymmetry."""
-    ext = fcj_extent(pos, shl)
-    fwhm = np.minimum(fwhm, MAX_WINDOW / nfwhm)
-    left = pos - nfwhm * fwhm - np.where(pos < 90, ext, 0.0)
-    right = pos + nfwhm * fwhm + np.where(pos >= 90, ext, 0.0)
-    lo = np.searchsorted(x, left).astype(np.int64)
-    hi = np.searchsorted(x, right).astype(np.int64)
+def fcj_windows(x: np.ndarray, pos: np.ndarray, sig, gam, shl: float, reach: float = 1.0):
+    """Index range [lo, hi) of *x* covered by each peak, GSAS-II's (``getWidthsCW``): with
+    w = 2.355 σ + γ (deg), 50 (w + SH/L·|cos 2θ|) on the low-angle side and 75 w on the high one,
+    swapped above 90°; *reach* scales both (the Lorentzian tails decay as 1/Δ², so what a window
+    cuts off is part of the model: the same windows give the same model as GSAS-II)."""
+    pos = np.asarray(pos, dtype=float)
+    w = np.maximum(2.355 * np.sqrt(np.maximum(sig, 0.0)) / 100.0 + np.asarray(gam) / 100.0, 1e-4)
+    fmin = reach * 50.0 * (w + shl * np.abs(np.cos(np.radians(pos))))
+    fmax = reach * 75.0 * w
+    high = pos > 90.0
+    fmin, fmax = np.where(high, fmax, fmin), np.where(high, fmin, fmax)
+    lo = np.searchsorted(x, pos - fmin).astype(np.int64)
+    hi = np.searchsorted(x, pos + fmax).astype(np.int64)
     return lo, hi
 
 
@@ -189,13 +201,12 @@ def fcj_render_jacobian(x, pos, sig, gam, shl: float, area, lo, hi, Cpos, Csig, 
                                  ishl, k.GL_NODES, k.GL_WEIGHTS, k.GL_ORDERS)  # fmt: skip
 
 
-def fcj_peaks(x, pos, sig, gam, shl: float, area, nfwhm: float = NFWHM) -> np.ndarray:
+def fcj_peaks(x, pos, sig, gam, shl: float, area, reach: float = 1.0) -> np.ndarray:
     """Pattern of FCJ peaks (no background) on the grid *x*, windows included: for direct use."""
     x = np.ascontiguousarray(x, dtype=float)
     pos = np.ascontiguousarray(pos, dtype=float)
     sig = np.ascontiguousarray(sig, dtype=float)
     gam = np.ascontiguousarray(gam, dtype=float)
-    fw, _ = gsas_tch(sig, gam)
-    lo, hi = fcj_windows(x, pos, fw, shl, nfwhm)
+    lo, hi = fcj_windows(x, pos, sig, gam, shl, reach)
     area = np.ascontiguousarray(area, dtype=float)
     return fcj_render(x, pos, sig, gam, float(shl), area, lo, hi)
