@@ -308,19 +308,71 @@ class TrialFailed(Exception):
 
 # ---------------------------------------------------------------- the study
 
+# A server storage (PostgreSQL, MySQL) is shared by processes on several machines: each running
+# trial records a heartbeat, and one silent for GRACE_PERIOD seconds (its process was killed or
+# lost its machine) is failed and its configuration re-queued by whichever process looks next.
+HEARTBEAT_INTERVAL = 15
+GRACE_PERIOD = 60
+POLL_SECONDS = 2.0
+
+
+def _server(url: str) -> bool:
+    return not url.startswith("sqlite")
+
+
+def _shown(url: str) -> str:
+    """*url* without its password, for messages."""
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: show it as given
+        return url
+
 
 def make_storage(url: str):
+    """Optuna's RDB storage for *url*; a URL it cannot open is one XtalError naming it."""
+    import warnings
+
     import optuna
 
-    if url.startswith("sqlite"):
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs={"connect_args": {"timeout": 120}}, heartbeat_interval=None
-        )
-    return url
+    try:
+        if not _server(url):
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": 120}}, heartbeat_interval=None
+            )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            kwargs = {"heartbeat_interval": HEARTBEAT_INTERVAL, "grace_period": GRACE_PERIOD}
+            try:
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs={"pool_pre_ping": True},
+                    heartbeat_stale_trial_callback=_requeue,
+                    **kwargs,
+                )
+            except TypeError:  # optuna < 4.9 names the callback failed_trial_callback
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs={"pool_pre_ping": True}, failed_trial_callback=_requeue,
+                    **kwargs,
+                )  # fmt: skip
+    except Exception as exc:  # a bad URL, a missing driver, a server that does not answer
+        reason = getattr(exc, "orig", None) or exc.__cause__ or exc  # the driver's own words
+        reason = (str(reason).strip().splitlines() or [type(exc).__name__])[0]
+        if isinstance(exc, ImportError):
+            reason += "; install the database driver (PostgreSQL: pip install 'psycopg[binary]')"
+        raise XtalError(
+            f"--storage {_shown(url)}: cannot open the study storage ({reason})"
+        ) from None
 
 
 def open_study(storage: str, name: str, seed: int, resume: bool, meta: dict):
-    """Create or (with *resume*) load the study; interrupted trials are re-queued, not lost."""
+    """Create or (with *resume*) load the study; interrupted trials are re-queued, not lost.
+
+    On a server storage another process may be running the study right now: only trials whose
+    heartbeat has gone stale are taken as interrupted, never a live process's running trial."""
+    import warnings
+
     import optuna
     from optuna.trial import TrialState
 
@@ -337,44 +389,68 @@ def open_study(storage: str, name: str, seed: int, resume: bool, meta: dict):
                 f"{storage}: study {name!r} already has {len(study.trials)} trials; pass --resume "
                 "to continue it, or choose another output folder or --study-name"
             )
-    sampler = optuna.samplers.TPESampler(n_startup_trials=N_STARTUP, seed=seed)
     study = optuna.create_study(
-        study_name=name, storage=st, sampler=sampler, direction="minimize", load_if_exists=True
-    )
-    if not study.user_attrs:
+        study_name=name, storage=st, sampler=_sampler(seed), direction="minimize",
+        load_if_exists=True,
+    )  # fmt: skip
+    if study.trials:  # resumed: a sampler seeded as before would repeat the first suggestions
+        study = optuna.load_study(
+            study_name=name, storage=st, sampler=_sampler(seed + len(study.trials))
+        )
+    if not study.user_attrs:  # two processes starting together write the same values
         for k, v in meta.items():
             study.set_user_attr(k, v)
-    else:
-        changed = [
-            k for k in ("pattern", "cif", "instrument") if study.user_attrs.get(k) != meta[k]
-        ]
-        if changed:
-            raise XtalError(
-                f"{storage}: study {name!r} was run with another {', '.join(changed)}; "
-                "use a new output folder for a new problem"
-            )
+    changed = [k for k in ("pattern", "cif", "instrument") if study.user_attrs.get(k) != meta[k]]
+    if changed:
+        raise XtalError(
+            f"{storage}: study {name!r} was run with another {', '.join(changed)}; "
+            "use a new output folder for a new problem"
+        )
+    before = len(_retried(study.get_trials(deepcopy=False)))
+    if _server(storage):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # re-queues them through _requeue
+    trials = study.get_trials(deepcopy=False)
     requeue = []
-    for t in study.get_trials(deepcopy=False):
-        interrupted = t.state == TrialState.RUNNING or (
+    for t in trials:
+        interrupted = (t.state == TrialState.RUNNING and not _server(storage)) or (
             t.state == TrialState.FAIL and "failure" not in t.user_attrs
         )
-        if interrupted and not _requeued(study, t):
+        if interrupted and not _requeued(study, t, trials):
             requeue.append(t)
     for t in requeue:
         if t.state == TrialState.RUNNING:
             study._storage.set_trial_user_attr(t._trial_id, "failure", "interrupted (re-queued)")
             study._storage.set_trial_user_attr(t._trial_id, "requeued", True)
             study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        else:  # a finished trial's attributes are read-only: mark it in the study instead
-            done = set(study.user_attrs.get("requeued_trials", []))
-            study.set_user_attr("requeued_trials", sorted(done | {t.number}))
-        study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
-    return study, len(requeue)
+        _requeue(study, t)
+    stale = len(_retried(study.get_trials(deepcopy=False))) - before - len(requeue)
+    return study, len(requeue) + max(stale, 0)
 
 
-def _requeued(study, t) -> bool:
-    return bool(t.user_attrs.get("requeued")) or t.number in study.user_attrs.get(
-        "requeued_trials", []
+def _sampler(seed: int):
+    import optuna
+
+    return optuna.samplers.TPESampler(n_startup_trials=N_STARTUP, seed=seed)
+
+
+def _requeue(study, trial) -> None:
+    """Queue an interrupted trial's configuration again; the copy's ``retry_of`` names the
+    original, which from then on does not count."""
+    study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number})
+
+
+def _retried(trials) -> set[int]:
+    return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
+
+
+def _requeued(study, t, trials) -> bool:
+    # "requeued" and the study's "requeued_trials": how studies written before retry_of marked it
+    return (
+        bool(t.user_attrs.get("requeued"))
+        or t.number in _retried(trials)
+        or t.number in study.user_attrs.get("requeued_trials", [])
     )
 
 
@@ -384,25 +460,113 @@ def _exists(storage: str) -> bool:
     return True
 
 
-def finished(study) -> int:
-    """Trials that count toward --trials: complete, penalised or genuinely failed."""
+def _tally(study):
+    """(counted, holding) predicates over the study's trials as they are now."""
     from optuna.trial import TrialState
 
-    n = 0
-    for t in study.get_trials(deepcopy=False):
-        if t.state == TrialState.COMPLETE or (
-            t.state == TrialState.FAIL and not _requeued(study, t)
-        ):
-            n += 1
-    return n
+    trials = study.get_trials(deepcopy=False)
+    gone = _retried(trials) | set(study.user_attrs.get("requeued_trials", []))
+
+    def counted(t) -> bool:
+        if t.state == TrialState.COMPLETE:
+            return True
+        return (
+            t.state == TrialState.FAIL
+            and "failure" in t.user_attrs  # a failed refinement, not a killed process
+            and not t.user_attrs.get("surplus")
+            and not t.user_attrs.get("requeued")
+            and t.number not in gone
+        )
+
+    def holding(t) -> bool:  # counts, or will count once it has run (queued ones too)
+        if t.state in (TrialState.RUNNING, TrialState.WAITING):
+            return not t.user_attrs.get("surplus")
+        return counted(t)
+
+    return trials, counted, holding
+
+
+def counted_trials(study) -> list:
+    """The trials that count toward --trials: complete, penalised or genuinely failed (not
+    interrupted and re-queued, not surplus)."""
+    trials, counted, _ = _tally(study)
+    return [t for t in trials if counted(t)]
+
+
+def finished(study) -> int:
+    """How many trials count toward --trials."""
+    return len(counted_trials(study))
+
+
+def _taken(study) -> int:
+    """Places of the --trials taken by counted or running trials (a queued trial's place is
+    free to whoever asks next: ``study.ask`` hands out queued trials first)."""
+    from optuna.trial import TrialState
+
+    trials, _, holding = _tally(study)
+    return sum(1 for t in trials if holding(t) and t.state != TrialState.WAITING)
+
+
+def _claim(study, trial, total: int) -> bool:
+    """Whether *trial* has one of the *total* places. Optuna numbers trials under a lock on the
+    study, so every lower-numbered trial is already visible: the first *total* trials that hold
+    a place run, whichever process asked for them, and the rest are surplus."""
+    trials, _, holding = _tally(study)
+    return sum(1 for t in trials if t.number < trial.number and holding(t)) < total
+
+
+def _surplus(trial, total: int) -> None:
+    """Close *trial* without running it: the study already has its *total* trials."""
+    trial.set_user_attr("surplus", True)
+    trial.set_user_attr("failure", f"surplus: the study already had its {total} trials")
 
 
 def _stop_at(total: int):
     def callback(study, trial):
-        if finished(study) >= total:
+        if _taken(study) >= total:
             study.stop()
 
     return callback
+
+
+def _bounded(objective, total: int):
+    def run(trial):
+        if not _claim(trial.study, trial, total):
+            _surplus(trial, total)
+            raise TrialFailed("surplus")
+        return objective(trial)
+
+    return run
+
+
+def _run(study, objective, total: int, server: bool, callbacks=()) -> None:
+    """Run trials while places are free. On a server storage then wait for the trials other
+    processes are running: a dead process's trial goes stale, is re-queued and run here."""
+    import time
+    import warnings
+
+    import optuna
+
+    run = _bounded(objective, total)
+    patience = GRACE_PERIOD + 2 * HEARTBEAT_INTERVAL + objective.space.timeout
+    since, seen = time.monotonic(), -1
+    while (done := finished(study)) < total:
+        free = total - _taken(study)
+        if free > 0:
+            study.optimize(
+                run, n_trials=free, catch=(TrialFailed,), callbacks=[_stop_at(total), *callbacks]
+            )
+            continue
+        if not server:
+            return  # the other processes are this run's own workers, joined by the caller
+        if done != seen:
+            since, seen = time.monotonic(), done
+        elif time.monotonic() - since > patience:
+            return  # trials left running without a heartbeat: --resume re-queues them
+        time.sleep(POLL_SECONDS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
 
 
 def _worker(storage: str, name: str, seed: int, total: int, problem, space, engine) -> None:
@@ -412,16 +576,9 @@ def _worker(storage: str, name: str, seed: int, total: int, problem, space, engi
     # failed trials are expected (diverged refinements); their reasons go to trials.csv
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.load_study(
-        study_name=name,
-        storage=make_storage(storage),
-        sampler=optuna.samplers.TPESampler(n_startup_trials=N_STARTUP, seed=seed),
+        study_name=name, storage=make_storage(storage), sampler=_sampler(seed)
     )
-    objective = Objective(problem, space, engine)
-    remaining = total - finished(study)
-    if remaining > 0:
-        study.optimize(
-            objective, n_trials=remaining, catch=(TrialFailed,), callbacks=[_stop_at(total)]
-        )
+    _run(study, Objective(problem, space, engine), total, _server(storage))
 
 
 _WORKER_OBJECTIVE: Objective | None = None
@@ -436,12 +593,43 @@ def _evaluate_in_worker(cfg: dict) -> dict:
     return _WORKER_OBJECTIVE.evaluate(cfg)
 
 
+class _Heartbeats:
+    """Heartbeats for trials refined outside ``study.optimize`` (the deterministic rounds), as
+    ``study.optimize`` records them, so a killed round is re-queued like any other trial."""
+
+    def __init__(self, study, trials):
+        self.storage, self.ids = study._storage, [t._trial_id for t in trials]
+        self.interval = getattr(self.storage, "get_heartbeat_interval", lambda: None)()
+
+    def _beat(self):
+        while True:
+            for i in self.ids:
+                self.storage.record_heartbeat(i)
+            if self.stop.wait(self.interval):
+                return
+
+    def __enter__(self):
+        import threading
+
+        self.stop = threading.Event()
+        if self.interval:
+            self.thread = threading.Thread(target=self._beat, daemon=True)
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        if self.interval:
+            self.thread.join()
+
+
 def optimize_rounds(study, problem, space, engine, total, workers=2, on_trial=None):
     """Deterministic parallel study: each round asks *workers* suggestions of the one seeded
     sampler, refines them in parallel processes and tells the results in trial order, so the
     seed and the worker count fix every trial (the processes share the work, not the sampler).
     Costs some speed against :func:`optimize`: a round waits for its slowest refinement."""
     import multiprocessing as mp
+    import warnings
     from concurrent.futures import ProcessPoolExecutor
 
     from optuna.trial import TrialState
@@ -452,10 +640,21 @@ def optimize_rounds(study, problem, space, engine, total, workers=2, on_trial=No
     with ProcessPoolExecutor(
         workers, mp_context=ctx, initializer=_init_batch_worker, initargs=(problem, space, engine)
     ) as pool:
-        while (remaining := total - finished(study)) > 0:
-            trials = [study.ask() for _ in range(min(workers, remaining))]
+        while (remaining := total - _taken(study)) > 0:
+            trials = []
+            with warnings.catch_warnings():  # heartbeats: recorded by _Heartbeats below
+                warnings.filterwarnings("ignore", "Heartbeat of storage", UserWarning)
+                asked = [study.ask() for _ in range(min(workers, remaining))]
+            for trial in asked:
+                if _claim(study, trial, total):
+                    trials.append(trial)
+                else:  # another process on the same storage filled the study meanwhile
+                    _surplus(trial, total)
+                    study.tell(trial, state=TrialState.FAIL)
             configs = [suggest(t, space, full) for t in trials]
-            for trial, outcome in zip(trials, pool.map(_evaluate_in_worker, configs)):
+            with _Heartbeats(study, trials):
+                outcomes = list(pool.map(_evaluate_in_worker, configs))
+            for trial, outcome in zip(trials, outcomes):
                 try:
                     study.tell(trial, Objective.record(trial, outcome))
                 except TrialFailed:
@@ -466,12 +665,14 @@ def optimize_rounds(study, problem, space, engine, total, workers=2, on_trial=No
 
 
 def optimize(study, problem, space, engine, total, workers=1, seed=0, storage="", on_trial=None):
-    """Run trials until *total* count; *workers* processes share the study through storage."""
+    """Run trials until exactly *total* count; *workers* processes, and any other process on
+    the same storage, share the study (:func:`_claim` keeps them from overshooting)."""
     import multiprocessing as mp
 
     objective = Objective(problem, space, engine)
     objective.full_range()  # load and check the inputs before anything starts
     procs = []
+    seed += len(study.trials)  # as open_study seeds a resumed study: new suggestions, not repeats
     if workers > 1:
         ctx = mp.get_context("spawn")
         for w in range(1, workers):
@@ -482,13 +683,9 @@ def optimize(study, problem, space, engine, total, workers=1, seed=0, storage=""
             )
             p.start()
             procs.append(p)
-    callbacks = [_stop_at(total)]
-    if on_trial is not None:
-        callbacks.append(lambda s, t: on_trial(finished(s)))
+    callbacks = [] if on_trial is None else [lambda s, t: on_trial(finished(s))]
     try:
-        remaining = total - finished(study)
-        if remaining > 0:
-            study.optimize(objective, n_trials=remaining, catch=(TrialFailed,), callbacks=callbacks)
+        _run(study, objective, total, _server(storage), callbacks)
         for p in procs:
             p.join()
     finally:

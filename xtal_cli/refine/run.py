@@ -91,9 +91,8 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
         for t in all_trials
         if t.state == TrialState.COMPLETE and t.user_attrs.get("status") == "ok"
     ]
-    failed = [
-        t for t in all_trials if t.state == TrialState.FAIL and not t.user_attrs.get("requeued")
-    ]
+    failed = [t for t in bbo.counted_trials(study) if t.state == TrialState.FAIL]
+    surplus = sum(bool(t.user_attrs.get("surplus")) for t in all_trials)
     penalised = [t for t in all_trials if t.user_attrs.get("status") == "negative_uiso"]
     frame = study.trials_dataframe(
         attrs=("number", "value", "state", "params", "user_attrs", "duration")
@@ -132,6 +131,7 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
             "complete": len(ok),
             "negative_uiso": len(penalised),
             "failed": len(failed),
+            "surplus": surplus,  # closed unrun: other processes had filled the study
             "ran_now": ran,
             "wall_seconds": wall,
             "seconds_per_refinement": (sum(seconds) / len(seconds)) if seconds else None,
