@@ -9,7 +9,8 @@ so it can be resumed and shared by several worker processes or machines.
 Trial outcomes: a refinement that diverges, times out or raises is marked FAIL (its reason in
 the user attribute ``failure``) and the study goes on; a refinement ending with a negative Uiso
 is kept but penalised (+``NEGATIVE_UISO_PENALTY`` % Rwp, ``status = negative_uiso``), as the
-published study penalised it.
+published study penalised it. The native engine first retries a stage that drove a Uiso negative
+with that site's Uiso fixed (``fixed_uiso``), so few trials end that way.
 """
 
 from __future__ import annotations
@@ -198,9 +199,11 @@ class Problem:
         return scan, phase, inst
 
     def full_range(self, scan) -> tuple[float, float]:
+        """The 2θ range of the final step: the given *limits* within the scan, or without them
+        the longest stretch of the scan free of background steps (:mod:`xrd.scanrange`)."""
         tt = scan.two_theta
         if self.limits is None:
-            return float(tt[0]), float(tt[-1])
+            return self.default_range(scan)[0]
         lo, hi = self.limits
         lo, hi = max(lo, float(tt[0])), min(hi, float(tt[-1]))
         if hi - lo < 5:
@@ -210,6 +213,28 @@ class Problem:
                 f"leaves no data in {self.pattern} (it covers {tt[0]:g}-{tt[-1]:g}°)",
             )
         return lo, hi
+
+    def default_range(self, scan):
+        """((low, high), steps): the range used when no limits are given, and why."""
+        from xtal_cli.xrd.scanrange import usable_range
+
+        return usable_range(scan.two_theta, scan.counts)
+
+    def range_report(self) -> dict:
+        """How the refined range was chosen, for report.json and the log."""
+        if self.limits is not None:
+            return {"chosen": "given", "limits": list(self.limits)}
+        scan = self.load()[0]
+        (lo, hi), steps = self.default_range(scan)
+        return {
+            "chosen": "whole scan" if not steps else "longest stretch between background steps",
+            "limits": [lo, hi],
+            "scan": [float(scan.two_theta[0]), float(scan.two_theta[-1])],
+            "background_steps": [
+                {"two_theta": st.two_theta, "before": st.before, "after": st.after} for st in steps
+            ],
+            "why": "; ".join(st.describe() for st in steps),
+        }
 
 
 def check_counts(counts, path) -> None:
@@ -281,6 +306,7 @@ class Objective:
             "cell": list(res.cell),
             "sites": [{"xyz": s["xyz"], "uiso": s["uiso"]} for s in res.sites],
             "negative_uiso": bool(res.negative_uiso),
+            "fixed_uiso": list(getattr(res, "fixed_uiso", [])),
         }
 
     @staticmethod
@@ -291,6 +317,8 @@ class Objective:
             raise TrialFailed(outcome["failure"])
         for key in ("rwp", "rp", "gof", "seconds", "cell", "sites"):
             trial.set_user_attr(key, outcome[key])
+        if outcome.get("fixed_uiso"):
+            trial.set_user_attr("fixed_uiso", outcome["fixed_uiso"])
         if outcome["negative_uiso"]:
             trial.set_user_attr("status", "negative_uiso")
             return outcome["rwp"] + NEGATIVE_UISO_PENALTY

@@ -84,6 +84,7 @@ class Result:
     seconds: float
     background: tuple
     negative_uiso: bool = False
+    fixed_uiso: list = field(default_factory=list)  # sites whose Uiso went negative, then fixed
 
     def summary(self) -> dict:
         return {
@@ -104,6 +105,7 @@ class Result:
             "stages": self.stages,
             "seconds": self.seconds,
             "negative_uiso": self.negative_uiso,
+            "fixed_uiso": self.fixed_uiso,
         }
 
 
@@ -288,11 +290,11 @@ class RietveldModel:
             "ratio": np.ones(n), "refl": np.arange(n), "dpos": np.ones(n), "rough": rough,
         }  # fmt: skip
         if self.inst.lam2:
+            # every reflection keeps its Kα2 peak (one beyond the scan draws nothing), so the
+            # peak list has the same length whatever the parameters
             pos2, dpos2 = lineshape.kalpha2_position(pos, lam, self.inst.lam2)
-            keep = pos2 < 180.0
-            k2 = {key: val[keep] for key, val in pk.items()}
-            k2.update(pos=pos2[keep], dpos=dpos2[keep], ratio=np.full(keep.sum(), self.inst.ratio))
-            k2["area"] = k2["area"] * self.inst.ratio
+            k2 = dict(pk, pos=pos2, dpos=dpos2, ratio=np.full(n, self.inst.ratio))
+            k2["area"] = pk["area"] * self.inst.ratio
             pk = {key: np.concatenate([pk[key], k2[key]]) for key in pk}
         if derivatives:
             pk["dF2x"], pk["dF2u"] = dF2x, dF2u
@@ -654,11 +656,41 @@ class RietveldModel:
         return pos[(pos >= self.x[0]) & (pos <= self.x[-1])]
 
 
+def _run_stage(model: RietveldModel, st: Stage, deadline) -> None:
+    """Refine one stage's flagged parameters, with its profile restarts."""
+    chi2 = model.lsq(cycles=st.cycles, deadline=deadline)
+    if not st.restarts:
+        return
+    # profile restarts, each from the lowest χ² so far; the stage ends on the lowest χ² with a
+    # physical structure (Uiso >= 0) when there is one
+    found = [(chi2, model.values.copy(), model.negative_uiso())]
+    for start in model.profile_starts_from(found[0][1]):
+        model.values = min(found, key=lambda f: f[0])[1].copy()
+        for name, val in start.items():
+            model.set(name, val)
+        try:
+            chi2 = model.lsq(cycles=st.cycles, deadline=deadline)
+        except RefinementFailed as exc:
+            if "timed out" in str(exc):
+                raise
+            continue
+        found.append((chi2, model.values.copy(), model.negative_uiso()))
+    physical = [f for f in found if not f[2]] or found
+    model.values = min(physical, key=lambda f: f[0])[1]
+
+
 def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = None) -> Result:
-    """Run *stages* in order on *model* and return the statistics of the last one."""
+    """Run *stages* in order on *model* and return the statistics of the last one.
+
+    A stage that leaves a refined Uiso negative is run again from where it started with those
+    sites' Uiso fixed at the CIF's value (and kept fixed after): a negative Uiso is most often
+    one light atom absorbing an intensity trend, and fixing it keeps the trial's structure
+    physical instead of wasting the trial (the fixed sites are reported in ``fixed_uiso``).
+    """
     t0 = time.monotonic()
     deadline = None if timeout is None else t0 + timeout
     history = []
+    fixed: list[str] = []
     model.switch_on(["scale"])
     first = True
     for st in stages:
@@ -670,24 +702,21 @@ def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = No
         if first:
             model.initial_scale()
             first = False
-        chi2 = model.lsq(cycles=st.cycles, deadline=deadline)
-        if st.restarts:
-            # profile restarts, each from the lowest χ² so far; the stage ends on the lowest χ²
-            # with a physical structure (Uiso >= 0) when there is one
-            found = [(chi2, model.values.copy(), model.negative_uiso())]
-            for start in model.profile_starts_from(found[0][1]):
-                model.values = min(found, key=lambda f: f[0])[1].copy()
-                for name, val in start.items():
-                    model.set(name, val)
-                try:
-                    chi2 = model.lsq(cycles=st.cycles, deadline=deadline)
-                except RefinementFailed as exc:
-                    if "timed out" in str(exc):
-                        raise
-                    continue
-                found.append((chi2, model.values.copy(), model.negative_uiso()))
-            physical = [f for f in found if not f[2]] or found
-            model.values = min(physical, key=lambda f: f[0])[1]
+        start = model.values.copy()
+        _run_stage(model, st, deadline)
+        negative = [
+            f"Uiso:{i}"
+            for i, u in enumerate(model._unpack(model.values)[2])
+            if u < 0 and f"Uiso:{i}" in model.free
+        ]
+        if negative:
+            model.values = start
+            model.free = [f for f in model.free if f not in negative]
+            for name in negative:
+                i = int(name.split(":")[1])
+                model.set(name, model.phase.sites[i].uiso)
+                fixed.append(model.phase.sites[i].label)
+            _run_stage(model, st, deadline)
         stats = model.statistics()
         history.append({"stage": st.name, "rwp": stats["rwp"], "n_params": len(model.free)})
     esds = model.esds()
@@ -711,4 +740,5 @@ def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = No
         seconds=time.monotonic() - t0,
         background=(model.bg_kind, model.bg_n),
         negative_uiso=bool(np.any(uiso < 0)),
+        fixed_uiso=sorted(set(fixed)),
     )

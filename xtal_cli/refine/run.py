@@ -54,6 +54,13 @@ def run_refine_bbo(
         raise XtalError(f"{outdir}: exists and is not a folder")
     problem.limits = space.limits if problem.limits is None else problem.limits
     problem.load()  # fail fast on bad inputs, before a study is created
+    chosen = problem.range_report()
+    if chosen.get("background_steps"):
+        lo, hi = chosen["limits"]
+        log(
+            f"no --range given: refining {lo:.2f}-{hi:.2f}° of {Path(problem.pattern).name} "
+            f"({chosen['why']}); pass --range to choose another"
+        )
     outdir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(outdir / 'study.db').resolve()}"
     meta = {
@@ -130,6 +137,7 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
             "trials": len(all_trials),
             "complete": len(ok),
             "negative_uiso": len(penalised),
+            "fixed_uiso": sum(1 for t in ok if t.user_attrs.get("fixed_uiso")),
             "failed": len(failed),
             "surplus": surplus,  # closed unrun: other processes had filled the study
             "ran_now": ran,
@@ -144,6 +152,7 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
             100 * (a - b) / b for a, b in zip(result.cell[:3], phase.cell[:3])
         ],
         "space": objective.space.as_dict(),
+        "range": objective.problem.range_report(),
     }
     meta = {"Rwp": f"{result.rwp:.3f} %", "GOF": f"{result.gof:.3f}", "trial": best.number}
     report.write_cif(outdir / "best.cif", phase, result.cell, result.sites, result.cell_esd, meta)
