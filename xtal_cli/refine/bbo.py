@@ -116,6 +116,7 @@ def suggest(trial, space: Space, limits: tuple[float, float]) -> dict:
     lb = trial.suggest_float("Limits lower bound", lo, hi - space.min_width)
     ub = trial.suggest_float("Limits upper bound", lb + space.min_width, hi)
     cfg["limits"] = (lb, ub)
+    # the published space samples it, and GSAS-II ignored it there: kept, with no effect (stages)
     cfg["use_limits"] = trial.suggest_categorical("limits refine", [True, False])
     cfg["background"] = trial.suggest_categorical("Background type", space.background_types)
     cfg["n_background"] = trial.suggest_int("Number of coefficients", *space.background_terms)
@@ -151,7 +152,9 @@ def stages(cfg: dict, full: tuple[float, float], space: Space, geometry: str = "
     terms = sample_position_terms(geometry)
     on = [terms[k] for k in ("DisplaceX", "DisplaceY") if cfg.get(k)]
     prof = [k for k in ("U", "V", "W", "X", "Y", "SH/L") if cfg.get(k)]
-    start = tuple(cfg["limits"]) if cfg.get("use_limits", True) else tuple(full)
+    # the first step always narrows to the sampled range: the published notebooks pass
+    # "limits refine" as a top-level 'refine' key, which GSAS-II's do_refinements never reads
+    start = tuple(cfg["limits"])
     return [
         Stage("range", limits=start, cycles=c),
         Stage(
