@@ -106,3 +106,65 @@ def test_bad_counts_are_refused(cifs, prm):
     y[5] = -3
     with pytest.raises(XtalError, match="negative counts"):
         RietveldModel(tt, y, phase, inst)
+
+
+def test_unmodelled_roughness_uiso_is_fixed_not_negative(cifs, prm):
+    """Surface roughness takes low-angle intensity away; refined without it, Uiso goes negative.
+    The engine reruns that stage with the offending Uiso fixed, so the trial stays physical."""
+    phase, inst, tt, counts, truth = _truth(cifs, prm)
+    model = RietveldModel(tt, counts, phase, inst)
+    model.set_background("chebyschev", 3)
+    for k, v in truth.items():
+        model.set(k, v)
+    model.set("SurfRoughA", 0.0)
+    model.set("SurfRoughB", 0.6)  # strong Suortti roughness in the truth
+    ybg, ypk = model.calc()
+    counts = np.random.default_rng(3).poisson(ybg + ypk).astype(float)
+    free = RietveldModel(tt, counts, phase, inst)
+    for k in ("U", "V", "W", "X", "Y", "SH/L", "zero"):
+        free.set(k, truth[k])
+    stages = [
+        Stage("background", background=("chebyschev", 3), refine=("background",)),
+        Stage("atoms", refine=("uiso",), cycles=20),
+    ]
+    res = refine(free, stages)
+    assert res.fixed_uiso  # at least one site fixed at its CIF value
+    assert not res.negative_uiso
+    assert all(s["uiso"] >= 0 for s in res.sites)
+    # the same with roughness refined: nothing to fix, and the roughness is found again
+    again = RietveldModel(tt, counts, phase, inst)
+    for k in ("U", "V", "W", "X", "Y", "SH/L", "zero"):
+        again.set(k, truth[k])
+    again.set("SurfRoughB", 0.3)
+    stages[1] = Stage("atoms", refine=("uiso", "SurfRoughB"), cycles=30)
+    res = refine(again, stages)
+    assert not res.fixed_uiso
+    assert res.values["SurfRoughB"] == pytest.approx(0.6, abs=4 * res.esds["SurfRoughB"] + 0.02)
+
+
+def test_bragg_brentano_positions_follow_gsas2(cifs, prm):
+    """Shift ∝ cosθ and Transparency ∝ sin2θ move Bragg–Brentano peaks (GSAS-II GetReflPos);
+    DisplaceX/Y do nothing there; the Kα2 peak follows its Kα1 position."""
+    import math
+
+    phase, inst = read_phase(cifs["NaCl"]), read_instrument(prm)
+    tt = np.arange(20.0, 120.0, 0.02)
+    model = RietveldModel(tt, np.ones_like(tt), phase, inst)
+    base = model.peaks(model.values)["pos"]
+    n = len(model.hkl)
+    th = np.radians(model.peaks(model.values)["tth"][:n] / 2)
+    c = 0.09 / (math.pi * inst.gonio_radius)
+    for name, value, expect in (
+        ("Shift", 50.0, -4 * c * 50.0 * np.cos(th)),
+        ("Transparency", 0.5, -100 * c * 0.5 * np.sin(2 * th)),
+        ("DisplaceX", 80.0, 0.0 * th),
+    ):
+        v = model.values.copy()
+        v[model.layout.index[name]] = value
+        moved = model.peaks(v)["pos"]
+        assert np.allclose(moved[:n] - base[:n], expect, atol=1e-12), name
+        # Kα2 = Kα1 + (360/π)(Δλ/λ) tan(2θ_obs / 2)
+        rel = (inst.lam2 - inst.lam1) / inst.lam1
+        assert np.allclose(
+            moved[n:], moved[:n] + np.degrees(2 * rel * np.tan(np.radians(moved[:n]) / 2))
+        )
