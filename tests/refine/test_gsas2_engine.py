@@ -127,3 +127,12 @@ def test_new_project_is_set_up_as_published(tmp_path):
     with pytest.raises(XtalError, match="Y2O3.cif: GSAS-II cannot set up"):
         gsas2.new_project(tmp_path / "missing.xy", Y2O3 / "INST_XRY.PRM", Y2O3 / "Y2O3.cif",
                           tmp_path)  # fmt: skip
+    out = "ouch #3 unable to evaluate objective function;\n****ERROR - Refinement failed\n"
+    out += "Note refinement problem:\nError: Invalid metric tensor for phase #0\n   (phase) See "
+    out += "console.\nCheck for refinement of conflicting variables\n\n\n**** ERROR: Refinement "
+    out += "failed ****\n"
+    assert gsas2.failure_reason(out) == (
+        "Error: Invalid metric tensor for phase #0 (phase) Check for refinement of conflicting "
+        "variables"
+    )
+    assert "ouch" in gsas2.failure_reason(out.split("Note")[0] + "**** ERROR: Refinement failed")

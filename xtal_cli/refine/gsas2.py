@@ -177,9 +177,15 @@ class Gsas2Result(Result):
 
 
 def failure_reason(output: str) -> str:
-    """One line from GSAS-II's printed output saying why a step failed."""
+    """One line from GSAS-II's printed output saying why a step failed: its "Note refinement
+    problem" text when it printed one, else the last line naming an error."""
+    notes = re.findall(r"Note refinement problem:[ \t]*\n(.*?)(?:\n[ \t]*\n|\Z)", output, re.S)
+    if notes:
+        note = " ".join(notes[-1].replace("See console.", " ").split())
+        if note:
+            return note[:200]
     boiler = re.compile(
-        r"^(error - )?refinement (failed|error|stopped)$|^note refinement problem", re.I
+        r"^(error\s*[-:]\s*)?refinement (failed|error|stopped)$|^note refinement problem", re.I
     )
     lines = [ln.strip(" *\t") for ln in output.splitlines()]
     telling = [
