@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from xtal_cli.errors import XtalError
 from xtal_cli.refine import gsas2
 
 Y2O3 = Path(__file__).resolve().parents[2] / "xtal_cli" / "data" / "examples" / "Y2O3"
@@ -47,6 +48,24 @@ def test_gsas2_study_writes_every_output(invoke, tmp_path):
     # the refined CIF reads back as the same phase, its cell with an esd
     assert read_phase(out / "best.cif").sites[1].multiplicity == 24
     assert "10.60" in (out / "best.cif").read_text() and "(" in (out / "best.cif").read_text()
+    params = best["parameters"]
+    assert {"scale", "zero", "U", "SH/L", "bg0", "Y1:Uiso", "O1:Uiso"} <= set(params)
+    assert params["scale"]["esd"] > 0  # the histogram scale is refined from the first step
+
+    # the same outputs as a native study of the same problem
+    nat = tmp_path / "native"
+    r = invoke("refine-bbo", Y2O3 / "Y2O3.xy", "--cif", Y2O3 / "Y2O3.cif", "--instrument",
+               Y2O3 / "INST_XRY.PRM", "--range", "15", "60", "--trials", "2", "--seed", "1024",
+               "-o", nat, "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in nat.iterdir()) == sorted(p.name for p in out.iterdir())
+    native = json.loads((nat / "report.json").read_text())
+    assert set(native) == set(report) and set(native["study"]) == set(report["study"])
+    assert set(native["best"]) <= set(best)
+    with open(nat / "trials.csv") as fh:
+        assert set(next(csv.reader(fh))) - {"user_attrs_failure"} == set(rows[0]) - {
+            "user_attrs_failure"
+        }
 
 
 @needs_gsas2
@@ -69,3 +88,51 @@ def test_failure_reason_picks_the_telling_line():
     out += "****ERROR - Refinement failed\n gpx file saved as t.gpx\n"
     assert gsas2.failure_reason(out) == "Warning: **** Refinement failed - singular matrix"
     assert "no reason" in gsas2.failure_reason("gpx file saved\n ***** Refinement error *****\n")
+
+
+def test_steps_are_the_published_sequence():
+    """The BBO-Rietveld notebooks' seven steps, in order, with their flags; the first step
+    narrows to the sampled range even when ``limits refine`` is False (GSAS-II ignores that
+    top-level key, so the published study always did)."""
+    cfg = {"limits": (40.0, 90.0), "use_limits": False, "background": "cosine", "n_background": 7,
+           "refine_background": False, "Zero": True, "DisplaceX": False, "DisplaceY": True,
+           "Scale": True, "U": True, "V": False, "W": True, "X": False, "Y": True,
+           "SH/L": False}  # fmt: skip
+    steps = gsas2.refinement_steps(cfg, (15.0, 150.0))
+    assert [name for name, _ in steps] == [
+        "range", "background", "cell+zero", "sample", "profile", "atoms", "full range"
+    ]  # fmt: skip
+    sets = [step["set"] for _, step in steps]
+    assert sets[0] == {"Limits": [40.0, 90.0]} and steps[0][1]["refine"] is False
+    assert sets[1] == {"Background": {"type": "cosine", "no. coeffs": 7, "refine": False}}
+    assert sets[2] == {"Cell": True, "Instrument Parameters": ["Zero"]}
+    assert sets[3] == {"Sample Parameters": ["DisplaceY", "Scale"]}
+    assert sets[4] == {"Instrument Parameters": ["U", "W", "Y"]}
+    assert sets[5] == {"Atoms": {"all": "XU"}}
+    assert sets[6] == {"Limits": [15.0, 150.0]}
+    assert all(set(step) <= {"set", "refine"} for _, step in steps)
+
+
+@needs_gsas2
+def test_new_project_is_set_up_as_published(tmp_path):
+    gpx, hist, phase = gsas2.new_project(Y2O3 / "Y2O3.xy", Y2O3 / "INST_XRY.PRM",
+                                         Y2O3 / "Y2O3.cif", tmp_path)  # fmt: skip
+    controls = gpx["Controls"]["data"]
+    assert {k: controls[k] for k in gsas2.CONTROLS} == gsas2.CONTROLS
+    assert controls["max cyc"] == 3
+    cia = phase.data["General"]["AtomPtrs"][3]
+    assert {a[cia] for a in phase.data["Atoms"]} == {"I"}
+    assert hist.data["Sample Parameters"]["Scale"][1] is True  # refined from the first step
+    assert hist.data["Instrument Parameters"][0]["I(L2)/I(L1)"][1] == 0.5  # read from the file
+    with pytest.raises(XtalError, match="Y2O3.cif: GSAS-II cannot set up"):
+        gsas2.new_project(tmp_path / "missing.xy", Y2O3 / "INST_XRY.PRM", Y2O3 / "Y2O3.cif",
+                          tmp_path)  # fmt: skip
+    out = "ouch #3 unable to evaluate objective function;\n****ERROR - Refinement failed\n"
+    out += "Note refinement problem:\nError: Invalid metric tensor for phase #0\n   (phase) See "
+    out += "console.\nCheck for refinement of conflicting variables\n\n\n**** ERROR: Refinement "
+    out += "failed ****\n"
+    assert gsas2.failure_reason(out) == (
+        "Error: Invalid metric tensor for phase #0 (phase) Check for refinement of conflicting "
+        "variables"
+    )
+    assert "ouch" in gsas2.failure_reason(out.split("Note")[0] + "**** ERROR: Refinement failed")
