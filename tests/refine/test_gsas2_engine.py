@@ -106,7 +106,10 @@ def test_steps_are_the_published_sequence():
     assert sets[0] == {"Limits": [40.0, 90.0]} and steps[0][1]["refine"] is False
     assert sets[1] == {"Background": {"type": "cosine", "no. coeffs": 7, "refine": False}}
     assert sets[2] == {"Cell": True, "Instrument Parameters": ["Zero"]}
-    assert sets[3] == {"Sample Parameters": ["DisplaceY", "Scale"]}
+    # GSAS-II ignores DisplaceX/Y in Bragg–Brentano: the flag refines Transparency there
+    assert sets[3] == {"Sample Parameters": ["Transparency", "Scale"]}
+    ds = gsas2.refinement_steps(cfg, (15.0, 150.0), "debye-scherrer")
+    assert ds[3][1]["set"] == {"Sample Parameters": ["DisplaceY", "Scale"]}
     assert sets[4] == {"Instrument Parameters": ["U", "W", "Y"]}
     assert sets[5] == {"Atoms": {"all": "XU"}}
     assert sets[6] == {"Limits": [15.0, 150.0]}
@@ -136,3 +139,26 @@ def test_new_project_is_set_up_as_published(tmp_path):
         "variables"
     )
     assert "ouch" in gsas2.failure_reason(out.split("Note")[0] + "**** ERROR: Refinement failed")
+
+
+@needs_gsas2
+def test_native_model_evaluated_in_gsas2_agrees(tmp_path):
+    """Cross-check (issue 18): a refined native model, every parameter written into GSAS-II and
+    computed there without refining, gives the same Rwp within 0.1 points and nearly the same
+    curve."""
+    from xtal_cli.refine import bbo, crosscheck
+
+    problem = bbo.Problem(str(Y2O3 / "Y2O3.xy"), str(Y2O3 / "Y2O3.cif"),
+                          str(Y2O3 / "INST_XRY.PRM"), (15.0, 150.0))  # fmt: skip
+    space = bbo.Space(cycles=3, final_cycles=6)
+    cfg = {"limits": (20.0, 70.0), "use_limits": True, "background": "chebyschev",
+           "n_background": 6, "refine_background": True, "Zero": True, "DisplaceX": True,
+           "DisplaceY": True, "Scale": False, "U": True, "V": True, "W": True, "X": True,
+           "Y": True, "SH/L": True}  # fmt: skip
+    model, result = bbo.Objective(problem, space).run(cfg)
+    check = crosscheck.evaluate_in_gsas2(model, problem)
+    assert check.rwp_native == pytest.approx(result.rwp)
+    assert abs(check.difference) < 0.1, check
+    assert check.curve_difference < 0.02, check
+    lo, median, hi = check.intensity_ratio
+    assert 0.97 < lo <= median <= hi < 1.03

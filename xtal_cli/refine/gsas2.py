@@ -13,7 +13,8 @@ for trial. It follows the BBO-Rietveld notebooks (quantumbeam/BBO-Rietveld ``1_Y
   here the instrument file's value stands (0.5 in their INST_XRY.PRM, which GSAS-II 2.x reads).
 - steps (``objective`` there): one ``do_refinements([step])`` per step, in their order and with
   their dictionaries (:func:`refinement_steps`): Limits [lb, ub] → Background (type, terms,
-  refine) → Cell + Zero → DisplaceX/DisplaceY/Scale → U V W X Y SH/L → Atoms 'XU' → Limits of the
+  refine) → Cell + Zero → DisplaceX/DisplaceY/Scale (DisplaceX/Y as Shift/Transparency in
+  Bragg–Brentano: :func:`refinement_steps`) → U V W X Y SH/L → Atoms 'XU' → Limits of the
   full range. All are ``set`` (flags stay on). Their first and last steps carry a top-level
   ``'refine'`` key (``limits refine``, True), which ``iter_refinements`` never reads (it reads
   set/clear/once/skip/output/call/histograms/phases): the first step always narrows to
@@ -84,12 +85,22 @@ def version() -> str:
 CONTROLS = {"max cyc": 3, "min dM/M": 0.001, "deriv type": "analytic Hessian", "Marquardt": -3}
 
 
-def refinement_steps(cfg: dict, full: tuple[float, float]) -> list[tuple[str, dict]]:
+def refinement_steps(
+    cfg: dict, full: tuple[float, float], geometry: str = "bragg-brentano"
+) -> list[tuple[str, dict]]:
     """Our configuration as (stage name, GSAS-II refinement dictionary), the published steps
     in their order (see the module docstring); the names are those of the native stages
-    (:func:`bbo.stages`). The top-level ``refine`` keys are the notebooks' and have no effect."""
+    (:func:`bbo.stages`). The top-level ``refine`` keys are the notebooks' and have no effect.
+
+    One deliberate change: the notebooks flag DisplaceX/DisplaceY, which GSAS-II ignores for
+    a Bragg–Brentano histogram; the flags refine that geometry's Shift/Transparency instead
+    (:func:`bbo.sample_position_terms`), in both engines."""
+    from xtal_cli.refine.bbo import sample_position_terms
+
+    terms = sample_position_terms(geometry)
     inst1 = ["Zero"] if cfg.get("Zero") else []
-    sample = [k for k in ("DisplaceX", "DisplaceY", "Scale") if cfg.get(k)]
+    sample = [terms[k] for k in ("DisplaceX", "DisplaceY") if cfg.get(k)]
+    sample += ["Scale"] if cfg.get("Scale") else []
     prof = [k for k in ("U", "V", "W", "X", "Y", "SH/L") if cfg.get(k)]
     background = {
         "type": cfg["background"],
@@ -221,7 +232,9 @@ def refine_gsas2(problem, cfg: dict, full, space, phase=None) -> Gsas2Result:
     # small dense algebra: BLAS threads only fight the other workers for the cores
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
         gpx, hist, g2phase = new_project(problem.pattern, problem.instrument, problem.cif, tmp)
-        for name, step in refinement_steps(cfg, full):
+        kind = hist.data["Sample Parameters"]["Type"]
+        geometry = "debye-scherrer" if "Debye" in kind else "bragg-brentano"
+        for name, step in refinement_steps(cfg, full, geometry):
             gpx["Covariance"]["data"] = {}  # a failed step leaves it empty (nothing raised)
             log = io.StringIO()
             try:
@@ -331,7 +344,7 @@ def _named_parameters(hist, sites, refined: dict, sig: dict) -> tuple[dict, dict
 
     put("scale", sample["Scale"][0], hp + "Scale")
     put("zero", inst["Zero"][1], hp + "Zero")
-    for name in ("DisplaceX", "DisplaceY"):
+    for name in ("Shift", "Transparency", "DisplaceX", "DisplaceY"):
         put(name, sample[name][0], hp + name)
     for name in ("U", "V", "W", "X", "Y", "SH/L"):
         put(name, inst[name][1], hp + name)

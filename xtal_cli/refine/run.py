@@ -153,6 +153,7 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
         ],
         "space": objective.space.as_dict(),
         "range": objective.problem.range_report(),
+        "gsas2_check": _gsas2_check(model, objective.problem),
     }
     meta = {"Rwp": f"{result.rwp:.3f} %", "GOF": f"{result.gof:.3f}", "trial": best.number}
     report.write_cif(outdir / "best.cif", phase, result.cell, result.sites, result.cell_esd, meta)
@@ -202,6 +203,22 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
     report.plot_mds(outdir / "candidates_mds.png", records, chosen, phase, seed)
     report.write_json(outdir / "report.json", doc)
     return doc
+
+
+def _gsas2_check(model, problem) -> dict:
+    """The best native model computed by GSAS-II, when it is installed (:mod:`crosscheck`)."""
+    from xtal_cli.refine import gsas2
+
+    if model is None:
+        return {"skipped": "the study ran on GSAS-II itself"}
+    if not gsas2.available():
+        return {"skipped": "GSAS-II is not importable"}
+    from xtal_cli.refine.crosscheck import evaluate_in_gsas2
+
+    try:
+        return evaluate_in_gsas2(model, problem).summary()
+    except XtalError as exc:
+        return {"skipped": str(exc)}
 
 
 class _Fixed:
