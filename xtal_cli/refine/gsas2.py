@@ -150,15 +150,16 @@ def refine_gsas2(problem, cfg: dict, full, space, phase=None) -> Gsas2Result:
     history = []
     with tempfile.TemporaryDirectory() as tmp:
         log = io.StringIO()
+        iparams = problem.instrument_file(tmp)  # no file given: the default as .instprm
         try:
             with contextlib.redirect_stdout(log):
                 gpx = G2sc.G2Project(newgpx=str(Path(tmp) / "trial.gpx"))
-                hist = gpx.add_powder_histogram(problem.pattern, problem.instrument)
+                hist = gpx.add_powder_histogram(problem.pattern, iparams)
                 g2phase = gpx.add_phase(problem.cif, phasename="phase", histograms=[hist])
         except Exception as exc:
             raise XtalError(
                 f"{problem.cif}: GSAS-II cannot set up the project with {problem.pattern} and "
-                f"{problem.instrument} ({_one_line(exc)})"
+                f"{problem.instrument or 'the default instrument'} ({_one_line(exc)})"
             ) from None
         cia = g2phase.data["General"]["AtomPtrs"][3]
         for atom in g2phase.data["Atoms"]:
