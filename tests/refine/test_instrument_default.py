@@ -132,3 +132,18 @@ def test_licoo2_bruker_scan_refines_on_the_default(invoke, shared_data, tmp_path
     # the UXD header: _WL1=1.5406, _WL2=1.54443, _WLRATIO=0.514
     assert (params["lam1"], params["lam2"], params["ratio"]) == (1.5406, 1.54443, 0.514)
     assert report["best"]["rwp"] < 40 and (out / "rietveld.png").is_file()
+
+
+def test_gsas2_engine_runs_on_the_default(invoke, tmp_path):
+    from xtal_cli.refine import gsas2
+
+    if not gsas2.available():
+        pytest.skip("GSAS-II is not importable (optional engine)")
+    out = tmp_path / "out"
+    r = invoke("refine-bbo", Y2O3 / "Y2O3.xy", "--cif", Y2O3 / "Y2O3.cif", "--range", "15", "60",
+               "--trials", "1", "--seed", "1024", "--engine", "gsas2", "-o", out,
+               "--quiet")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    report = json.loads((out / "report.json").read_text())
+    assert report["engine"] == "gsas2" and report["default_instrument"] is True
+    assert 0 < report["best"]["rwp"] < 30
