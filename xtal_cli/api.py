@@ -205,7 +205,7 @@ def featurize(
 def refine_bbo(
     pattern: str | os.PathLike,
     cif: str | os.PathLike,
-    instrument: str | os.PathLike,
+    instrument: str | os.PathLike | None,
     output: str | os.PathLike,
     *,
     trials: int = 200,
@@ -228,13 +228,22 @@ def refine_bbo(
     storage; give *storage* to spread one study over machines); with *deterministic* they refine
     rounds of suggestions from one sampler instead, so the seed fixes the study. Returns the
     report.json content:
-    ``report["best"]`` holds ``rwp``, ``rp``, ``gof``, ``cell`` and the chosen configuration."""
+    ``report["best"]`` holds ``rwp``, ``rp``, ``gof``, ``cell`` and the chosen configuration.
+
+    *instrument* None: a laboratory Bragg-Brentano Cu Kα1/Kα2 default
+    (:func:`~xtal_cli.refine.instrument.default_instrument`, the scan header's wavelengths
+    when it has them); *log* is told its values, and report.json records them."""
     from xtal_cli.parallel import worker_count
     from xtal_cli.refine.bbo import Problem, Space
     from xtal_cli.refine.run import run_refine_bbo
 
     limits = None if two_theta_range is None else tuple(float(v) for v in two_theta_range)
-    problem = Problem(str(pattern), str(cif), str(instrument), limits)
+    inst = None if instrument is None else str(instrument)
+    problem = Problem(str(pattern), str(cif), inst, limits)
+    log = log or (lambda message: None)
+    if instrument is None:
+        log(f"refine-bbo: no instrument file; {problem.instrument_parameters().describe()} (the "
+            "laboratory default, see report.json)")  # fmt: skip
     # duplicates: keyword pass-through to run_refine_bbo (deliberate)
     return run_refine_bbo(
         problem,
@@ -249,7 +258,7 @@ def refine_bbo(
         space=space or Space(),
         k_best=k_best,
         on_trial=on_trial,
-        log=log or (lambda message: None),
+        log=log,
         deterministic=deterministic,
     )
 

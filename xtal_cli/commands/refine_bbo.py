@@ -26,7 +26,12 @@ def refine_bbo(
     ),
     cif: list[Path] = typer.Option(..., "--cif", help="Starting structure (CIF); one phase."),
     instrument: Path = typer.Option(
-        ..., "--instrument", "-i", help="GSAS .prm/.PRM or GSAS-II .instprm instrument file."
+        None,
+        "--instrument",
+        "-i",
+        help="GSAS .prm/.PRM or GSAS-II .instprm instrument file (default: a laboratory "
+        "Bragg-Brentano Cu Kα1/Kα2 instrument, GSAS-II's defaults, with the wavelengths of the "
+        "scan's header when it has them; see docs/refine-bbo.md).",
     ),
     output: Path = typer.Option(..., "-o", "--output", help="Output folder."),
     trials: int = typer.Option(200, "--trials", "-n", help="Total trials in the study."),
@@ -91,7 +96,7 @@ def refine_bbo(
             space=search,
             k_best=k_best,
             on_trial=lambda n: progress.update(task, completed=min(n, trials)),
-            log=lambda m: err_console.print(m),
+            log=lambda m: err_console.print(m, soft_wrap=True),
             deterministic=deterministic,
         )
         progress.update(task, completed=trials)

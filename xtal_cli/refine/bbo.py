@@ -174,11 +174,12 @@ def stages(cfg: dict, full: tuple[float, float], space: Space, geometry: str = "
 
 @dataclass
 class Problem:
-    """What is refined: the measured pattern, the phase CIF and the instrument file."""
+    """What is refined: the measured pattern, the phase CIF and the instrument file (None: the
+    laboratory default, :func:`~xtal_cli.refine.instrument.default_instrument`)."""
 
     pattern: str
     cif: str
-    instrument: str
+    instrument: str | None = None
     limits: tuple[float, float] | None = None  # 2θ range refined; None: the whole pattern
     wavelength: float | None = None
 
@@ -191,15 +192,39 @@ class Problem:
 
     def load(self):
         """(scan, phase, instrument) read and checked; errors name the file at fault."""
-        from xtal_cli.io.scans import read_scan
-        from xtal_cli.refine.instrument import read_instrument
         from xtal_cli.refine.phases import read_phase
 
-        inst = read_instrument(self.instrument)
-        scan = read_scan(self.pattern, wavelength=inst.lam1)
+        scan, inst = self._scan_and_instrument()
         check_counts(scan.counts, self.pattern)
         phase = read_phase(self.cif)
         return scan, phase, inst
+
+    def _scan_and_instrument(self):
+        from xtal_cli.io.scans import read_scan
+        from xtal_cli.refine.instrument import default_instrument, read_instrument
+
+        if self.instrument is None:  # the scan's own wavelengths, if it has them
+            scan = read_scan(self.pattern)
+            return scan, default_instrument(scan)
+        inst = read_instrument(self.instrument)
+        return read_scan(self.pattern, wavelength=inst.lam1), inst
+
+    def instrument_parameters(self):
+        """The :class:`~xtal_cli.refine.instrument.Instrument` refined from (for reports)."""
+        return self._scan_and_instrument()[1]
+
+    def instrument_label(self) -> str:
+        """The instrument file's absolute path, or ``"default"`` (the study records it)."""
+        return "default" if self.instrument is None else str(Path(self.instrument).resolve())
+
+    def instrument_file(self, folder: str | os.PathLike) -> str:
+        """A file an external engine (GSAS-II) can read: the given one, or the default written
+        into *folder* as ``default.instprm``."""
+        if self.instrument is not None:
+            return self.instrument
+        path = Path(folder) / "default.instprm"
+        path.write_text(self.instrument_parameters().instprm())
+        return str(path)
 
     def full_range(self, scan) -> tuple[float, float]:
         """The 2θ range of the final step: the given *limits* within the scan, or without them
@@ -320,8 +345,7 @@ class Objective:
             raise TrialFailed(outcome["failure"])
         for key in ("rwp", "rp", "gof", "seconds", "cell", "sites"):
             trial.set_user_attr(key, outcome[key])
-        if outcome.get("fixed_uiso"):
-            trial.set_user_attr("fixed_uiso", outcome["fixed_uiso"])
+        trial.set_user_attr("fixed_uiso", outcome.get("fixed_uiso", []))
         if outcome["negative_uiso"]:
             trial.set_user_attr("status", "negative_uiso")
             return outcome["rwp"] + NEGATIVE_UISO_PENALTY

@@ -62,7 +62,8 @@ def evaluate_in_gsas2(model, problem) -> CrossCheck:
     if not gsas2.available():
         raise XtalError("GSAS-II is not importable: the cross-check needs it")
     with tempfile.TemporaryDirectory() as tmp:
-        gpx, hist, phase = gsas2.new_project(problem.pattern, problem.instrument, problem.cif, tmp)
+        iparams = problem.instrument_file(tmp)  # no file given: the default as .instprm
+        gpx, hist, phase = gsas2.new_project(problem.pattern, iparams, problem.cif, tmp)
         write_model(model, gpx, hist, phase)
         with contextlib.redirect_stdout(io.StringIO()):
             gpx.data["Controls"]["data"]["max cyc"] = 0

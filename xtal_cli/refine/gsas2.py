@@ -231,7 +231,8 @@ def refine_gsas2(problem, cfg: dict, full, space, phase=None) -> Gsas2Result:
     history = []
     # small dense algebra: BLAS threads only fight the other workers for the cores
     with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
-        gpx, hist, g2phase = new_project(problem.pattern, problem.instrument, problem.cif, tmp)
+        iparams = problem.instrument_file(tmp)  # no file given: the default as .instprm
+        gpx, hist, g2phase = new_project(problem.pattern, iparams, problem.cif, tmp)
         kind = hist.data["Sample Parameters"]["Type"]
         geometry = "debye-scherrer" if "Debye" in kind else "bragg-brentano"
         for name, step in refinement_steps(cfg, full, geometry):

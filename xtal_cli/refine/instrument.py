@@ -1,4 +1,5 @@
-"""Instrument parameters: GSAS ``.prm``/``.PRM`` and GSAS-II ``.instprm`` files.
+"""Instrument parameters: GSAS ``.prm``/``.PRM`` and GSAS-II ``.instprm`` files, or the
+laboratory default (:func:`default_instrument`) when there is no file.
 
 Only constant-wavelength X-ray instruments are read (GSAS histogram type PXC*, GSAS-II type
 PXC); the values mean what they mean in GSAS-II: U, V, W in centideg², X, Y in centideg, SH/L
@@ -14,6 +15,31 @@ from pathlib import Path
 from xtal_cli.errors import ParameterError, XtalError
 
 GEOMETRIES = ("bragg-brentano", "debye-scherrer")
+# GSAS-II's own default for a laboratory Cu Kα instrument ("CuKa lab data", the first entry of
+# GSASII/defaultIparms.py, which the GUI offers when a pattern comes without an instrument
+# file): the same λ, polarisation and U V W as GSAS's INST_XRY.PRM default, SH/L 0.002 where
+# that file has 0.02. The goniometer radius is GSAS-II's default sample radius (200 mm,
+# GSASIIobj.SetDefaultSample); the "lab data" label makes GSAS-II use Bragg-Brentano geometry.
+LAB_DEFAULT = {
+    "lam1": 1.5405,
+    "lam2": 1.5443,
+    "ratio": 0.5,
+    "zero": 0.0,
+    "polariz": 0.7,
+    "U": 2.0,
+    "V": -2.0,
+    "W": 5.0,
+    "X": 0.0,
+    "Y": 0.0,
+    "Z": 0.0,
+    "SH_L": 0.002,
+    "azimuth": 0.0,
+    "gonio_radius": 200.0,
+}
+LAB_DEFAULT_SOURCE = (
+    "default laboratory instrument: Bragg-Brentano Cu Ka1/Ka2, GSAS-II's 'CuKa lab data' "
+    "defaults (GSASII/defaultIparms.py; goniometer radius from GSASIIobj.SetDefaultSample)"
+)
 
 
 @dataclass
@@ -32,16 +58,32 @@ class Instrument:
     SH_L: float = 0.002
     azimuth: float = 0.0
     gonio_radius: float = 200.0  # mm, for the sample-position terms in µm
-    source: str = ""
+    source: str = ""  # the file read, or what the default values are and where they come from
     # GSAS-II's sample type: which sample-position terms move the peaks (engine._sample_shift);
     # a laboratory PXC histogram is Bragg–Brentano unless the user says otherwise
     geometry: str = "bragg-brentano"
 
     def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ParameterError` naming the first field with a value it cannot take."""
+        for name in ("lam1", "lam2"):
+            value = getattr(self, name)
+            if value is not None and not 0.05 < value < 5:
+                raise ParameterError(name, value, "is not an X-ray wavelength (0.05-5 Å)")
+        if not 0 <= self.ratio <= 1:
+            raise ParameterError("ratio", self.ratio, "I(Kα2)/I(Kα1) must be within 0-1")
+        if not 0 <= self.polariz <= 1:
+            raise ParameterError("polariz", self.polariz, "polarisation fraction must be 0-1")
+        if not self.gonio_radius > 0:
+            raise ParameterError("gonio_radius", self.gonio_radius, "must be positive (mm)")
         if self.geometry not in GEOMETRIES:
             raise ParameterError(
                 "geometry", self.geometry, f"unknown; use one of {', '.join(GEOMETRIES)}"
             )
+        if not self.SH_L >= 0:
+            raise ParameterError("SH_L", self.SH_L, "axial divergence S/L+H/L cannot be negative")
 
     def lines(self) -> list[tuple[float, float]]:
         """(wavelength, relative intensity) of each line of the source."""
@@ -51,6 +93,52 @@ class Instrument:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def instprm(self) -> str:
+        """These values as a GSAS-II ``.instprm`` file (what the GSAS-II engine reads)."""
+        items = [("Type", "PXC"), ("Bank", "1")]
+        if self.lam2:
+            items += [("Lam1", self.lam1), ("Lam2", self.lam2), ("I(L2)/I(L1)", self.ratio)]
+        else:
+            items += [("Lam", self.lam1)]
+        items += [("Zero", self.zero), ("Polariz.", self.polariz), ("Azimuth", self.azimuth)]
+        items += [(k, getattr(self, k)) for k in ("U", "V", "W", "X", "Y", "Z")]
+        items += [("SH/L", self.SH_L), ("Gonio.radius", self.gonio_radius)]
+        head = f"#GSAS-II instrument parameter file; {self.source or 'written by xtal'}\n"
+        return head + "".join(f"{k}:{v!r}\n" if not isinstance(v, str) else f"{k}:{v}\n"
+                              for k, v in items)  # fmt: skip
+
+    def describe(self) -> str:
+        """One line of the values that matter for a default (what the CLI prints)."""
+        lines = f"λ1 {self.lam1:g} Å" + (
+            f", λ2 {self.lam2:g} Å, I2/I1 {self.ratio:g}" if self.lam2 else " (one line)"
+        )
+        return (
+            f"{lines}, polarisation {self.polariz:g}, U V W {self.U:g} {self.V:g} {self.W:g}, "
+            f"X Y {self.X:g} {self.Y:g}, SH/L {self.SH_L:g}, goniometer radius "
+            f"{self.gonio_radius:g} mm"
+        )
+
+
+def default_instrument(scan=None) -> Instrument:
+    """The laboratory default (:data:`LAB_DEFAULT`) for a pattern without an instrument file.
+
+    The wavelengths (and Kα2/Kα1 ratio) a scan's header gives win over the Cu defaults, as a
+    Bruker RAW/UXD or XRDML file records the anode the pattern was measured with; the profile
+    values are only starting values, which the study refines."""
+    values = dict(LAB_DEFAULT)
+    taken = []
+    if scan is not None and scan.wavelength is not None:
+        values["lam1"] = float(scan.wavelength)
+        values["lam2"] = float(scan.wavelength2) if scan.wavelength2 else None
+        taken.append("wavelengths")
+        if scan.wavelength2 and scan.ka2_ratio:
+            values["ratio"] = float(scan.ka2_ratio)
+            taken.append("Ka2/Ka1 ratio")
+    source = LAB_DEFAULT_SOURCE
+    if taken:
+        source += f"; {' and '.join(taken)} from the header of {scan.path}"
+    return Instrument(**values, source=source)
 
 
 def _f(text: str) -> float:
@@ -83,7 +171,12 @@ def read_prm(path: str | Path, bank: int = 1) -> Instrument:
     zero = _f(icons[20:30]) / 100.0
     pola = _f(icons[40:50]) or 0.5
     ratio = _f(icons[55:65]) or 0.5
-    inst = Instrument(lam1=lam1, lam2=lam2 or None, ratio=ratio, zero=zero, polariz=pola)
+    if not 0.05 < lam1 < 5:
+        raise XtalError(f"{path}: wavelength {lam1} Å is not an X-ray wavelength")
+    try:
+        inst = Instrument(lam1=lam1, lam2=lam2 or None, ratio=ratio, zero=zero, polariz=pola)
+    except ParameterError as exc:
+        raise XtalError(f"{path}: {exc}") from None
     head = records.get(f"{key}PRCF1 ", "").split()
     if head:
         if head[0] != "3":
@@ -98,22 +191,23 @@ def read_prm(path: str | Path, bank: int = 1) -> Instrument:
         inst.U, inst.V, inst.W = c1[:3]
         inst.X, inst.Y = c2[:2]
         inst.SH_L = c2[2] + c2[3]  # S/L + H/L
-    if not 0.05 < lam1 < 5:
-        raise XtalError(f"{path}: wavelength {lam1} Å is not an X-ray wavelength")
     inst.source = str(path)
     return inst
 
 
 def read_instprm(path: str | Path) -> Instrument:
-    """A GSAS-II ``.instprm`` file (``name:value`` lines)."""
+    """A GSAS-II ``.instprm`` file (``name:value`` items, one a line or ``;``-joined as GSAS-II
+    also writes them)."""
     path = Path(path)
     values: dict[str, str] = {}
     for line in path.read_text(errors="replace").splitlines():
         line = line.strip()
-        if not line or line.startswith("#") or ":" not in line:
+        if not line or line.startswith("#"):
             continue
-        name, _, value = line.partition(":")
-        values[name.strip()] = value.strip()
+        for item in line.split(";"):
+            if ":" in item:
+                name, _, value = item.partition(":")
+                values[name.strip()] = value.strip()
     kind = values.get("Type", "")
     if kind and not kind.startswith("PXC"):
         raise XtalError(f"{path}: instrument type {kind} is not constant-wavelength X-ray (PXC)")
@@ -136,11 +230,14 @@ def read_instprm(path: str | Path) -> Instrument:
             Z=num.get("Z", 0.0),
             SH_L=num.get("SH/L", 0.002),
             azimuth=num.get("Azimuth", 0.0),
+            gonio_radius=num.get("Gonio.radius", num.get("Gonio. radius", 200.0)),
         )
     except KeyError as exc:
         raise XtalError(
             f"{path}: missing {exc.args[0]}; is this a GSAS-II .instprm file?"
         ) from None
+    except ParameterError as exc:
+        raise XtalError(f"{path}: {exc}") from None
     inst.source = str(path)
     return inst
 

@@ -66,7 +66,7 @@ def run_refine_bbo(
     meta = {
         "pattern": str(Path(problem.pattern).resolve()),
         "cif": str(Path(problem.cif).resolve()),
-        "instrument": str(Path(problem.instrument).resolve()),
+        "instrument": problem.instrument_label(),
         "seed": seed,
         "engine": engine,
         "deterministic": bool(deterministic),
@@ -129,7 +129,9 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
     doc = {
         "pattern": objective.problem.pattern,
         "cif": objective.problem.cif,
-        "instrument": objective.problem.instrument,
+        "instrument": objective.problem.instrument,  # None: the default below
+        "default_instrument": objective.problem.instrument is None,
+        "instrument_parameters": objective.problem.instrument_parameters().as_dict(),
         "engine": objective.engine,
         "seed": seed,
         "study": {
