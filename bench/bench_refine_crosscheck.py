@@ -32,7 +32,7 @@ def main() -> None:
     data = require_shared() / "measured" / "bbo-rietveld"
     results = {}
     for name, (pattern, cif, limits) in CASES.items():
-        study = WORK / f"refine_bbo_{name}_native" / "report.json"
+        study = WORK / f"refine_bbo_{name}_native_seed1024" / "report.json"
         if not study.is_file():
             sys.exit(f"bench refine_crosscheck: {study} missing; run bench_refine_bbo.py first")
         params = json.loads(study.read_text())["best"]["configuration"]

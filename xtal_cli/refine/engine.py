@@ -31,6 +31,7 @@ width-preserving starting profiles (:meth:`RietveldModel.profile_starts`) and ke
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -155,6 +156,7 @@ class RietveldModel:
         self._build_layout()
         self.values = self._initial_values()
         self.free: list[str] = []
+        self.held: set[str] = set()  # never switched on (a Uiso fixed after going negative)
         self.set_limits(float(tt[0]), float(tt[-1]))
 
     # ------------------------------------------------------------ parameters
@@ -225,7 +227,7 @@ class RietveldModel:
             if names is None:
                 raise XtalError(f"unknown refinable parameter {w!r}")
             for n in names:
-                if n not in self.free:
+                if n not in self.free and n not in self.held:
                     self.free.append(n)
 
     def get(self, name: str) -> float:
@@ -679,46 +681,56 @@ def _run_stage(model: RietveldModel, st: Stage, deadline) -> None:
     model.values = min(physical, key=lambda f: f[0])[1]
 
 
-def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = None) -> Result:
-    """Run *stages* in order on *model* and return the statistics of the last one.
+def _negative_uiso(model: RietveldModel) -> list[str]:
+    return [f"Uiso:{i}" for i, u in enumerate(model._unpack(model.values)[2]) if u < 0]
 
-    A stage that leaves a refined Uiso negative is run again from where it started with those
-    sites' Uiso fixed at the CIF's value (and kept fixed after): a negative Uiso is most often
-    one light atom absorbing an intensity trend, and fixing it keeps the trial's structure
-    physical instead of wasting the trial (the fixed sites are reported in ``fixed_uiso``).
-    """
-    t0 = time.monotonic()
-    deadline = None if timeout is None else t0 + timeout
-    history = []
-    fixed: list[str] = []
-    model.switch_on(["scale"])
-    first = True
-    for st in stages:
+
+def _run_stages(model: RietveldModel, stages: list[Stage], deadline, history: list, first=False):
+    """Run *stages* (the *first* one starts with the linear scale estimate); returns (copy of
+    the model, stage index) from just before the first stage that frees a Uiso — where a
+    refinement ending with a negative Uiso restarts — or None."""
+    snapshot = None
+    for k, st in enumerate(stages):
         if st.limits is not None:
             model.set_limits(*st.limits)
         if st.background is not None:
             model.set_background(*st.background)
+        if snapshot is None and "uiso" in st.refine:
+            snapshot = (copy.deepcopy(model), k)
         model.switch_on(st.refine)
-        if first:
+        if first and k == 0:
             model.initial_scale()
-            first = False
-        start = model.values.copy()
         _run_stage(model, st, deadline)
-        negative = [
-            f"Uiso:{i}"
-            for i, u in enumerate(model._unpack(model.values)[2])
-            if u < 0 and f"Uiso:{i}" in model.free
-        ]
-        if negative:
-            model.values = start
-            model.free = [f for f in model.free if f not in negative]
-            for name in negative:
-                i = int(name.split(":")[1])
-                model.set(name, model.phase.sites[i].uiso)
-                fixed.append(model.phase.sites[i].label)
-            _run_stage(model, st, deadline)
         stats = model.statistics()
         history.append({"stage": st.name, "rwp": stats["rwp"], "n_params": len(model.free)})
+    return snapshot
+
+
+def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = None) -> Result:
+    """Run *stages* in order on *model* and return the statistics of the last one.
+
+    A refinement that ends with a refined Uiso negative is run again from the first stage that
+    freed the Uiso, with those sites' Uiso fixed at the CIF's value: a negative Uiso is most
+    often one light atom absorbing an intensity trend, and fixing it keeps the trial's structure
+    physical instead of wasting the trial (the fixed sites are reported in ``fixed_uiso``).
+    """
+    t0 = time.monotonic()
+    deadline = None if timeout is None else t0 + timeout
+    history: list[dict] = []
+    model.switch_on(["scale"])
+    snapshot = _run_stages(model, stages, deadline, history, first=True)
+    fixed: list[str] = []
+    negative = [n for n in _negative_uiso(model) if n in model.free]
+    if negative and snapshot is not None:
+        start, at = snapshot
+        model.__dict__.update(start.__dict__)  # back to before that stage (a private copy)
+        del history[at:]
+        model.held = set(negative)
+        for name in negative:
+            i = int(name.split(":")[1])
+            model.set(name, model.phase.sites[i].uiso)
+            fixed.append(model.phase.sites[i].label)
+        _run_stages(model, stages[at:], deadline, history)
     esds = model.esds()
     stats = model.statistics()
     _, _, uiso, _ = model._unpack(model.values)
