@@ -25,6 +25,7 @@ import numpy as np
 
 from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.refine.background import TYPES
+from xtal_cli.refine.instrument import sample_position_terms
 
 # The published search space: every GSAS-II background type except the later "chebyschev-1".
 BACKGROUND_TYPES = [t for t in TYPES if t != "chebyschev-1"]
@@ -128,19 +129,6 @@ def suggest(trial, space: Space, limits: tuple[float, float]) -> dict:
             else:
                 cfg[name] = False
     return cfg
-
-
-def sample_position_terms(geometry: str) -> dict[str, str]:
-    """What the published flags "DisplaceX" / "DisplaceY" refine in *geometry*.
-
-    The published notebooks flag GSAS-II's DisplaceX and DisplaceY, but GSAS-II reads those only
-    for Debye–Scherrer samples; for a Bragg–Brentano histogram (laboratory data, as all the
-    published cases) it ignores them (GSASIIstrIO ``GetSampleParms``) and moves peaks by Shift
-    and Transparency instead. So the two flags switch on the geometry's own pair: the
-    dimension of the search space the study meant, refined in both engines."""
-    if geometry == "bragg-brentano":
-        return {"DisplaceX": "Shift", "DisplaceY": "Transparency"}
-    return {"DisplaceX": "DisplaceX", "DisplaceY": "DisplaceY"}
 
 
 def stages(cfg: dict, full: tuple[float, float], space: Space, geometry: str = "bragg-brentano"):

@@ -10,7 +10,7 @@ the two Rwp values and curves are compared (issue 18: within 0.1 Rwp points).
 Conventions found on the way (each one changed the native engine to GSAS-II's):
 
 * Bragg–Brentano samples move peaks by Shift (∝ cosθ) and Transparency (∝ sin2θ); GSAS-II
-  ignores DisplaceX/DisplaceY there (:func:`bbo.sample_position_terms`).
+  ignores DisplaceX/DisplaceY there (:func:`instrument.sample_position_terms`).
 * The Kα2 peak sits at the first-order shift of the observed Kα1 position, with the Kα1 widths
   and Lorentz-polarisation (:func:`lineshape.kalpha2_position`).
 * Peaks extend 50/75 FWHM either side and the FCJ quadrature order follows GSAS-II's rule

@@ -46,6 +46,7 @@ import numpy as np
 
 from xtal_cli.errors import XtalError
 from xtal_cli.refine.engine import RefinementFailed, Result
+from xtal_cli.refine.instrument import sample_position_terms
 
 CELL_KEYS = ("length_a", "length_b", "length_c", "angle_alpha", "angle_beta", "angle_gamma")
 
@@ -94,9 +95,7 @@ def refinement_steps(
 
     One deliberate change: the notebooks flag DisplaceX/DisplaceY, which GSAS-II ignores for
     a Bragg–Brentano histogram; the flags refine that geometry's Shift/Transparency instead
-    (:func:`bbo.sample_position_terms`), in both engines."""
-    from xtal_cli.refine.bbo import sample_position_terms
-
+    (:func:`instrument.sample_position_terms`), in both engines."""
     terms = sample_position_terms(geometry)
     inst1 = ["Zero"] if cfg.get("Zero") else []
     sample = [terms[k] for k in ("DisplaceX", "DisplaceY") if cfg.get(k)]
@@ -302,7 +301,7 @@ def _read_result(gpx, hist, g2phase, phase, cfg, history) -> Gsas2Result:
         background=np.asarray(hist.getdata("background"), dtype=float)[sel],
         reflections=ticks[(ticks >= lo) & (ticks <= hi)],
     )
-    values, esds = _named_parameters(hist, sites, values, sig)
+    values, esds = _named_parameters(hist, sites, values, sig, float(cell["volume"]))
     gof = float(rvals["GOF"])
     uiso = [float(a.uiso) for a in atoms]
     return Gsas2Result(
@@ -327,9 +326,10 @@ def _read_result(gpx, hist, g2phase, phase, cfg, history) -> Gsas2Result:
     )
 
 
-def _named_parameters(hist, sites, refined: dict, sig: dict) -> tuple[dict, dict]:
+def _named_parameters(hist, sites, refined: dict, sig: dict, volume: float) -> tuple[dict, dict]:
     """Values (refined or held) and esds (refined ones) under the native engine's names where
-    the quantity is the same (scale, zero, displacements, profile, background terms, Uiso),
+    the quantity is the same (scale converted to the native units, zero, displacements, profile,
+    background terms, Uiso),
     so the two reports read alike; GSAS-II's refined cell (reciprocal metric ``A``) and
     coordinate shifts keep GSAS-II's names, as the native engine's bases differ."""
     hp = f":{hist.id}:"
@@ -338,12 +338,13 @@ def _named_parameters(hist, sites, refined: dict, sig: dict) -> tuple[dict, dict
     bkg = hist.data["Background"][0]
     values, esds = {}, {}
 
-    def put(name, value, key):
-        values[name] = float(value)
+    def put(name, value, key, unit=1.0):
+        values[name] = float(value) * unit
         if sig.get(key) is not None:
-            esds[name] = sig[key]
+            esds[name] = sig[key] * unit
 
-    put("scale", sample["Scale"][0], hp + "Scale")
+    # GSAS-II's histogram scale is the native one × cell volume × 100 (crosscheck.py)
+    put("scale", sample["Scale"][0], hp + "Scale", 1.0 / (100.0 * volume))
     put("zero", inst["Zero"][1], hp + "Zero")
     for name in ("Shift", "Transparency", "DisplaceX", "DisplaceY"):
         put(name, sample[name][0], hp + name)

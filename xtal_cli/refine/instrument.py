@@ -263,3 +263,16 @@ def read_instrument(path: str | Path) -> Instrument:
     if "Lam" in text and ":" in text:
         return read_instprm(path)
     raise XtalError(f"{path}: neither a GSAS .prm nor a GSAS-II .instprm instrument file")
+
+
+def sample_position_terms(geometry: str) -> dict[str, str]:
+    """What the published flags "DisplaceX" / "DisplaceY" refine in *geometry*.
+
+    The published notebooks flag GSAS-II's DisplaceX and DisplaceY, but GSAS-II reads those only
+    for Debye–Scherrer samples; for a Bragg–Brentano histogram (laboratory data, as all the
+    published cases) it ignores them (GSASIIstrIO ``GetSampleParms``) and moves peaks by Shift
+    and Transparency instead. So the two flags switch on the geometry's own pair: the
+    dimension of the search space the study meant, refined in both engines."""
+    if geometry == "bragg-brentano":
+        return {"DisplaceX": "Shift", "DisplaceY": "Transparency"}
+    return {"DisplaceX": "DisplaceX", "DisplaceY": "DisplaceY"}
