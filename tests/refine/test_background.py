@@ -44,3 +44,22 @@ def test_bad_background_requests():
         basis("spline", 3, X, 1.54)
     with pytest.raises(XtalError, match="coefficients"):
         basis("cosine", 0, X, 1.54)
+
+
+def test_inv_interpolate_coefficients_sit_where_gsas2_puts_them():
+    """GSAS-II lists inv-interpolate nodes as 1/linspace(1/x1, 1/x0) with the ends reset to x0
+    and x1, so the middle coefficients run from the high-angle end down; scipy then sorts them
+    with their nodes. Coefficient 1 therefore sits at the highest inner node."""
+    import numpy as np
+
+    from xtal_cli.refine.background import basis
+
+    x = np.linspace(10.0, 110.0, 2001)
+    B = basis("inv interpolate", 5, x, 1.54)
+    peaks = [x[np.argmax(B[:, i])] for i in range(5)]
+    assert peaks[0] == 10.0 and peaks[4] == 110.0
+    assert peaks[1] > peaks[2] > peaks[3]  # reversed inner nodes, as GSAS-II's
+    inner = 1.0 / np.linspace(1.0 / 110.0, 1.0 / 10.0, 5)[1:4]
+    assert np.allclose(peaks[1:4], inner, atol=0.06)
+    lin = basis("lin interpolate", 5, x, 1.54)
+    assert [x[np.argmax(lin[:, i])] for i in range(5)] == sorted(x[np.argmax(lin, axis=0)])

@@ -162,3 +162,37 @@ def test_native_model_evaluated_in_gsas2_agrees(tmp_path):
     assert check.curve_difference < 0.02, check
     lo, median, hi = check.intensity_ratio
     assert 0.97 < lo <= median <= hi < 1.03
+
+
+@needs_gsas2
+@pytest.mark.parametrize("kind", ["chebyschev", "cosine", "Q^2 power series", "lin interpolate",
+                                  "inv interpolate", "log interpolate"])  # fmt: skip
+def test_every_background_type_is_gsas2s(kind, tmp_path):
+    """The same coefficients give GSAS-II's background curve (the cross-check writes them)."""
+    import contextlib
+    import io
+
+    import numpy as np
+
+    from xtal_cli.refine import bbo, crosscheck
+    from xtal_cli.refine.engine import RietveldModel
+
+    problem = bbo.Problem(str(Y2O3 / "Y2O3.xy"), str(Y2O3 / "Y2O3.cif"),
+                          str(Y2O3 / "INST_XRY.PRM"), (15.0, 150.0))  # fmt: skip
+    scan, phase, inst = problem.load()
+    model = RietveldModel(scan.two_theta, scan.counts, phase, inst)
+    model.set_limits(20.0, 120.0)
+    model.set_background(kind, 7)
+    for i, c in enumerate(np.random.default_rng(4).normal(100.0, 30.0, 7)):
+        model.set(f"bg{i}", c)
+    gpx, hist, g2phase = gsas2.new_project(problem.pattern, problem.instrument, problem.cif,
+                                           tmp_path)  # fmt: skip
+    crosscheck.write_model(model, gpx, hist, g2phase)
+    with contextlib.redirect_stdout(io.StringIO()):
+        gpx.data["Controls"]["data"]["max cyc"] = 0
+        gpx.do_refinements([{}])
+    x = np.asarray(hist.getdata("x"))
+    sel = (x >= model.x[0] - 1e-9) & (x <= model.x[-1] + 1e-9)
+    theirs = np.asarray(hist.getdata("background"))[sel]
+    ours = model.calc()[0]
+    assert np.max(np.abs(theirs - ours)) < 1e-9 * np.max(np.abs(ours))

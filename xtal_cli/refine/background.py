@@ -8,7 +8,7 @@ degrees over the refined range [x0, x1]:
 * ``cosine``: Σ c_i cos(180° · i · x / x1)
 * ``Q^2 power series``: c0 + Σ c_i Q^{2i}/i!;  ``Q^-2 power series``: c0 + Σ c_i i! Q^{-2i}
 * ``lin interpolate``, ``inv interpolate``, ``log interpolate``: piecewise-linear between n
-  nodes spaced evenly in x, in 1/x or in log x.
+  nodes spaced evenly in x, in 1/x or in log x, each coefficient at the node GSAS-II gives it.
 """
 
 from __future__ import annotations
@@ -68,11 +68,14 @@ def basis(kind: str, n: int, x: np.ndarray, wavelength: float) -> np.ndarray:
                 nodes = 1.0 / np.linspace(1.0 / x1, 1.0 / x0, n)
             else:
                 nodes = np.exp(np.linspace(math.log(x0), math.log(x1), n))
+            # coefficient i belongs to node i as GSAS-II lists them: for "inv interpolate" its
+            # nodes run high to low between the two ends (1/linspace reversed, then the ends
+            # set to x0 and x1), and scipy's interp1d sorts them with their coefficients
             nodes[0], nodes[-1] = x0, x1
-            nodes = np.sort(nodes)
+            order = np.argsort(nodes, kind="stable")
             eye = np.eye(n)
             for i in range(n):
-                B[:, i] = np.interp(x, nodes, eye[i])
+                B[:, i] = np.interp(x, nodes[order], eye[i][order])
     return B
 
 

@@ -65,9 +65,15 @@ def evaluate_in_gsas2(model, problem) -> CrossCheck:
         iparams = problem.instrument_file(tmp)  # no file given: the default as .instprm
         gpx, hist, phase = gsas2.new_project(problem.pattern, iparams, problem.cif, tmp)
         write_model(model, gpx, hist, phase)
-        with contextlib.redirect_stdout(io.StringIO()):
-            gpx.data["Controls"]["data"]["max cyc"] = 0
-            gpx.do_refinements([{}])
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                gpx.data["Controls"]["data"]["max cyc"] = 0
+                gpx.do_refinements([{}])
+        except Exception as exc:  # GSAS-II raises anything; the check is then not available
+            reason = " ".join(str(exc).split())[:120]
+            raise XtalError(
+                f"GSAS-II could not compute the model ({type(exc).__name__}: {reason})"
+            ) from None
         x = np.asarray(hist.getdata("x"), dtype=float)
         ycalc = np.asarray(hist.getdata("ycalc"), dtype=float)
         refl = np.asarray(hist.reflections()[phase.name]["RefList"], dtype=float)
