@@ -196,3 +196,30 @@ def test_every_background_type_is_gsas2s(kind, tmp_path):
     theirs = np.asarray(hist.getdata("background"))[sel]
     ours = model.calc()[0]
     assert np.max(np.abs(theirs - ours)) < 1e-9 * np.max(np.abs(ours))
+
+
+@needs_gsas2
+def test_a_negative_uiso_is_held_at_the_cif_value_on_the_rerun(tmp_path):
+    """The GSAS-II engine reruns a trial that ends with a negative Uiso from the project saved
+    before the atoms step, with that atom's Uiso back at the CIF value (and not refined)."""
+    import contextlib
+    import io
+    import shutil
+
+    from xtal_cli.refine.phases import read_phase
+
+    phase = read_phase(Y2O3 / "Y2O3.cif")
+    gpx, hist, g2phase = gsas2.new_project(Y2O3 / "Y2O3.xy", Y2O3 / "INST_XRY.PRM",
+                                           Y2O3 / "Y2O3.cif", tmp_path)  # fmt: skip
+    cia = g2phase.data["General"]["AtomPtrs"][3]
+    for atom in g2phase.data["Atoms"]:
+        atom[cia + 1] = -0.02
+    with contextlib.redirect_stdout(io.StringIO()):
+        gpx.save()
+    saved = tmp_path / "saved.gpx"
+    shutil.copyfile(gpx.filename, saved)
+    _, _, again, fixed = gsas2._hold_uiso(saved, phase, {"O1"})
+    assert fixed == {"O1"}
+    uiso = {a.label: a.uiso for a in again.atoms()}
+    o1 = next(s for s in phase.sites if s.label == "O1")
+    assert uiso["O1"] == pytest.approx(o1.uiso) and uiso["Y1"] == pytest.approx(-0.02)

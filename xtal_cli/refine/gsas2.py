@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -234,27 +235,66 @@ def refine_gsas2(problem, cfg: dict, full, space, phase=None) -> Gsas2Result:
         gpx, hist, g2phase = new_project(problem.pattern, iparams, problem.cif, tmp)
         kind = hist.data["Sample Parameters"]["Type"]
         geometry = "debye-scherrer" if "Debye" in kind else "bragg-brentano"
-        for name, step in refinement_steps(cfg, full, geometry):
-            gpx["Covariance"]["data"] = {}  # a failed step leaves it empty (nothing raised)
-            log = io.StringIO()
-            try:
-                with contextlib.redirect_stdout(log):
-                    gpx.do_refinements([step])
-            except Exception as exc:
-                raise RefinementFailed(f"GSAS-II {name} step: {_one_line(exc)}") from None
-            rvals = gpx["Covariance"]["data"].get("Rvals")
-            if not rvals:
-                raise RefinementFailed(
-                    f"GSAS-II {name} step: {failure_reason(log.getvalue())}"
-                ) from None
-            history.append(
-                {"stage": name, "rwp": float(hist.get_wR()), "n_params": int(rvals["Nvars"])}
-            )
-            if time.monotonic() > deadline:
-                raise RefinementFailed(f"refinement timed out (GSAS-II, after the {name} step)")
+        steps = refinement_steps(cfg, full, geometry)
+        at = next(k for k, (name, _) in enumerate(steps) if name == "atoms")
+        _run_steps(gpx, hist, steps[:at], deadline, history)
+        before = Path(tmp) / "before_atoms.gpx"
+        shutil.copyfile(gpx.filename, before)  # GSAS-II saved the project after the last step
+        _run_steps(gpx, hist, steps[at:], deadline, history)
+        negative = [a for a in g2phase.atoms() if a.uiso < 0]
+        fixed = []
+        if negative:
+            # as the native engine: rerun from the atoms step with those Uiso held at the CIF's
+            gpx, hist, g2phase, fixed = _hold_uiso(before, phase, {a.label for a in negative})
+            del history[at:]
+            retry = [(name, dict(step)) for name, step in steps[at:]]
+            retry[0] = ("atoms", {"set": {"Atoms": {a.label: "X" if a.label in fixed else "XU"
+                                                    for a in g2phase.atoms()}}})  # fmt: skip
+            _run_steps(gpx, hist, retry, deadline, history)
         result = _read_result(gpx, hist, g2phase, phase, cfg, history)
+        result.fixed_uiso = sorted(fixed)
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _run_steps(gpx, hist, steps, deadline, history) -> None:
+    """One ``do_refinements`` call per step; a step GSAS-II could not do is a failed trial."""
+    for name, step in steps:
+        gpx["Covariance"]["data"] = {}  # a failed step leaves it empty (nothing raised)
+        log = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(log):
+                gpx.do_refinements([step])
+        except Exception as exc:
+            raise RefinementFailed(f"GSAS-II {name} step: {_one_line(exc)}") from None
+        rvals = gpx["Covariance"]["data"].get("Rvals")
+        if not rvals:
+            raise RefinementFailed(f"GSAS-II {name} step: {failure_reason(log.getvalue())}")
+        history.append(
+            {"stage": name, "rwp": float(hist.get_wR()), "n_params": int(rvals["Nvars"])}
+        )
+        if time.monotonic() > deadline:
+            raise RefinementFailed(f"refinement timed out (GSAS-II, after the {name} step)")
+
+
+def _hold_uiso(saved, phase, labels):
+    """The project as saved before the atoms step, with the Uiso of the atoms named in *labels*
+    (and of atoms sharing their site) back at the CIF's value; (gpx, hist, phase, fixed labels)."""
+    G2sc = _scriptable()
+    with contextlib.redirect_stdout(io.StringIO()):
+        gpx = G2sc.G2Project(gpxfile=str(saved))
+    hist, g2phase = gpx.histograms()[0], gpx.phases()[0]
+    fixed = set()
+    for site in phase.sites:
+        names = set(site.labels or [site.label])
+        if names & labels:
+            fixed |= names
+    cia = g2phase.data["General"]["AtomPtrs"][3]
+    for atom in g2phase.data["Atoms"]:
+        if atom[0] in fixed:
+            site = next(s for s in phase.sites if atom[0] in (s.labels or [s.label]))
+            atom[cia + 1] = float(site.uiso)
+    return gpx, hist, g2phase, fixed
 
 
 def _read_result(gpx, hist, g2phase, phase, cfg, history) -> Gsas2Result:
