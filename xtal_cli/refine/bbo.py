@@ -236,11 +236,11 @@ class Problem:
 
         return usable_range(scan.two_theta, scan.counts)
 
-    def range_report(self) -> dict:
-        """How the refined range was chosen, for report.json and the log."""
+    def range_report(self, scan) -> dict:
+        """How the refined range of *scan* (this problem's, as :meth:`load` read it) was chosen,
+        for report.json and the log."""
         if self.limits is not None:
             return {"chosen": "given", "limits": list(self.limits)}
-        scan = self.load()[0]
         (lo, hi), steps = self.default_range(scan)
         return {
             "chosen": "whole scan" if not steps else "longest stretch between background steps",
@@ -271,26 +271,36 @@ class Objective:
         self.problem, self.space, self.engine = problem, space, engine
         self._template = None
 
-    def _model(self):
+    def template(self):
+        """The model every trial starts from (inputs read once; a trial refines a copy, so do
+        not change it)."""
         from xtal_cli.refine.engine import RietveldModel
 
         if self._template is None:
             scan, phase, inst = self.problem.load()
             self.full = self.problem.full_range(scan)
+            self.range = self.problem.range_report(scan)
             self._template = RietveldModel(scan.two_theta, scan.counts, phase, inst, scan.sigma)
-        return copy.deepcopy(self._template)
+        return self._template
+
+    def _model(self):
+        return copy.deepcopy(self.template())
 
     def full_range(self) -> tuple[float, float]:
-        self._model()
+        self.template()
         return self.full
+
+    def range_report(self) -> dict:
+        """How the refined range was chosen (:meth:`Problem.range_report`)."""
+        self.template()
+        return self.range
 
     def run(self, cfg: dict):
         """Refine with *cfg*; returns (model, Result). Raises RefinementFailed on failure."""
         if self.engine == "gsas2":
             from xtal_cli.refine.gsas2 import refine_gsas2
 
-            self._model()
-            return None, refine_gsas2(self.problem, cfg, self.full, self.space)
+            return None, refine_gsas2(self.problem, cfg, self.full_range(), self.space)
         from threadpoolctl import threadpool_limits
 
         from xtal_cli.refine.engine import refine

@@ -53,8 +53,8 @@ def run_refine_bbo(
     if outdir.exists() and not outdir.is_dir():
         raise XtalError(f"{outdir}: exists and is not a folder")
     problem.limits = space.limits if problem.limits is None else problem.limits
-    problem.load()  # fail fast on bad inputs, before a study is created
-    chosen = problem.range_report()
+    scan = problem.load()[0]  # fail fast on bad inputs, before a study is created
+    chosen = problem.range_report(scan)
     if chosen.get("background_steps"):
         lo, hi = chosen["limits"]
         log(
@@ -117,7 +117,7 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
     best = min(ok, key=lambda t: t.value)
     cfg = bbo.suggest(_Fixed(best.params), objective.space, objective.full_range())
     model, result = objective.run(cfg)
-    phase = objective._template.phase
+    phase = objective.template().phase
     summary = result.summary()
     stem = Path(objective.problem.pattern).stem
     refs = REFERENCES.get(stem, {})
@@ -131,7 +131,7 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
         "cif": objective.problem.cif,
         "instrument": objective.problem.instrument,  # None: the default below
         "default_instrument": objective.problem.instrument is None,
-        "instrument_parameters": objective.problem.instrument_parameters().as_dict(),
+        "instrument_parameters": objective.template().inst.as_dict(),
         "engine": objective.engine,
         "seed": seed,
         "study": {
@@ -154,7 +154,7 @@ def write_outputs(study, objective, outdir: Path, k_best: int, seed: int, wall: 
             100 * (a - b) / b for a, b in zip(result.cell[:3], phase.cell[:3])
         ],
         "space": objective.space.as_dict(),
-        "range": objective.problem.range_report(),
+        "range": objective.range_report(),
         "gsas2_check": _gsas2_check(model, objective.problem),
     }
     meta = {"Rwp": f"{result.rwp:.3f} %", "GOF": f"{result.gof:.3f}", "trial": best.number}
