@@ -314,12 +314,13 @@ class RietveldModel:
         a, b = v[ix["SurfRoughA"]], v[ix["SurfRoughB"]]
         sth = np.sin(th)
         t1 = np.exp(-b / sth)
-        t2 = a + (1.0 - a) * math.exp(-b)
+        eb = math.exp(-b)
+        t2 = a + (1.0 - a) * eb
         factor = (a + (1.0 - a) * t1) / t2
         if derivative == "SurfRoughA":
-            return ((1.0 - t1) * t2 - (1.0 - math.exp(-b)) * factor * t2) / t2**2
+            return ((1.0 - t1) - (1.0 - eb) * factor) / t2
         if derivative == "SurfRoughB":
-            return (-(1.0 - a) * t1 / sth * t2 + factor * t2 * (1.0 - a) * math.exp(-b)) / t2**2
+            return (1.0 - a) * (eb * factor - t1 / sth) / t2
         return factor
 
     def _sample_shift(self, v, th, derivative: str | None = None):
@@ -537,8 +538,12 @@ class RietveldModel:
                 starts.append(s)
         return starts
 
+    def negative_uiso_sites(self) -> list[str]:
+        """The Uiso parameters (``Uiso:i``) that are below zero now."""
+        return [f"Uiso:{i}" for i, u in enumerate(self._unpack(self.values)[2]) if u < 0]
+
     def negative_uiso(self) -> bool:
-        return bool(np.any(self._unpack(self.values)[2] < 0))
+        return bool(self.negative_uiso_sites())
 
     def profile_starts_from(self, values) -> list[dict]:
         """:meth:`profile_starts` evaluated at *values* (the model's values are left as given)."""
@@ -681,10 +686,6 @@ def _run_stage(model: RietveldModel, st: Stage, deadline) -> None:
     model.values = min(physical, key=lambda f: f[0])[1]
 
 
-def _negative_uiso(model: RietveldModel) -> list[str]:
-    return [f"Uiso:{i}" for i, u in enumerate(model._unpack(model.values)[2]) if u < 0]
-
-
 def _run_stages(model: RietveldModel, stages: list[Stage], deadline, history: list, first=False):
     """Run *stages* (the *first* one starts with the linear scale estimate); returns (copy of
     the model, stage index) from just before the first stage that frees a Uiso — where a
@@ -720,16 +721,16 @@ def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = No
     model.switch_on(["scale"])
     snapshot = _run_stages(model, stages, deadline, history, first=True)
     fixed: list[str] = []
-    negative = [n for n in _negative_uiso(model) if n in model.free]
+    negative = [n for n in model.negative_uiso_sites() if n in model.free]
     if negative and snapshot is not None:
         start, at = snapshot
         model.__dict__.update(start.__dict__)  # back to before that stage (a private copy)
         del history[at:]
         model.held = set(negative)
         for name in negative:
-            i = int(name.split(":")[1])
-            model.set(name, model.phase.sites[i].uiso)
-            fixed.append(model.phase.sites[i].label)
+            site = model.phase.sites[int(name.split(":")[1])]
+            model.set(name, site.uiso)
+            fixed.append(site.label)
         _run_stages(model, stages[at:], deadline, history)
     esds = model.esds()
     stats = model.statistics()
@@ -752,5 +753,5 @@ def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = No
         seconds=time.monotonic() - t0,
         background=(model.bg_kind, model.bg_n),
         negative_uiso=bool(np.any(uiso < 0)),
-        fixed_uiso=sorted(set(fixed)),
+        fixed_uiso=sorted(fixed),
     )
