@@ -129,10 +129,7 @@ def write_model(model, gpx, hist, phase) -> None:
     general["Cell"][1:7] = cell
     general["Cell"][7] = volume
     sites = model.sites()
-    site_of = {}
-    for k, site in enumerate(model.phase.sites):
-        for label in site.labels or [site.label]:
-            site_of[label] = k
+    site_of = model.phase.site_of_label()
     cx, ct, _, cia = general["AtomPtrs"]  # columns: x, type (label before, flags after), I/A
     for atom in phase.data["Atoms"]:
         label = atom[ct - 1]

@@ -247,9 +247,8 @@ def refine_gsas2(problem, cfg: dict, full, space, phase=None) -> Gsas2Result:
             # as the native engine: rerun from the atoms step with those Uiso held at the CIF's
             gpx, hist, g2phase, fixed = _hold_uiso(before, phase, {a.label for a in negative})
             del history[at:]
-            retry = [(name, dict(step)) for name, step in steps[at:]]
-            retry[0] = ("atoms", {"set": {"Atoms": {a.label: "X" if a.label in fixed else "XU"
-                                                    for a in g2phase.atoms()}}})  # fmt: skip
+            flags = {a.label: "X" if a.label in fixed else "XU" for a in g2phase.atoms()}
+            retry = [("atoms", {"set": {"Atoms": flags}}), *steps[at + 1 :]]
             _run_steps(gpx, hist, retry, deadline, history)
         result = _read_result(gpx, hist, g2phase, phase, cfg, history)
         result.fixed_uiso = sorted(fixed)
@@ -284,16 +283,13 @@ def _hold_uiso(saved, phase, labels):
     with contextlib.redirect_stdout(io.StringIO()):
         gpx = G2sc.G2Project(gpxfile=str(saved))
     hist, g2phase = gpx.histograms()[0], gpx.phases()[0]
-    fixed = set()
-    for site in phase.sites:
-        names = set(site.labels or [site.label])
-        if names & labels:
-            fixed |= names
+    site_of = phase.site_of_label()
+    held = {site_of[label] for label in labels if label in site_of}
+    fixed = {label for label, k in site_of.items() if k in held}
     cia = g2phase.data["General"]["AtomPtrs"][3]
     for atom in g2phase.data["Atoms"]:
         if atom[0] in fixed:
-            site = next(s for s in phase.sites if atom[0] in (s.labels or [s.label]))
-            atom[cia + 1] = float(site.uiso)
+            atom[cia + 1] = float(phase.sites[site_of[atom[0]]].uiso)
     return gpx, hist, g2phase, fixed
 
 

@@ -69,6 +69,13 @@ class Phase:
         """Unique, allowed reflections with d >= *d_min*: (hkl (n, 3) int, multiplicity (n,))."""
         return reflection_list(self.rotations, self.translations, self.A0, d_min)
 
+    def site_of_label(self) -> dict[str, int]:
+        """Index of the site each CIF atom label belongs to (atoms merged into a mixed site, as
+        DSMO's Dy/Sr, share it): how other programs' atom lists map onto these sites."""
+        return {
+            label: k for k, site in enumerate(self.sites) for label in site.labels or [site.label]
+        }
+
 
 # ---------------------------------------------------------------- lattice
 
