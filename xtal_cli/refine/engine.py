@@ -27,6 +27,12 @@ start can stop in a poorer of several profile minima (on DSMO: Rwp 9.54 % agains
 for the same model and flags). A stage with ``restarts`` therefore also refines from a few
 width-preserving starting profiles (:meth:`RietveldModel.profile_starts`) and keeps the lowest
 χ² whose structure stays physical (Uiso ≥ 0). Only flagged parameters are restarted.
+
+Several phases share one pattern, instrument, zero, sample position and background; each phase
+has its own scale, cell, atoms and isotropic size/microstrain broadening (GSAS-II's Lorentzian
+defaults, refinable). The first phase's parameters keep their plain names (``scale``, ``A0``,
+``Uiso:0``, ...), so a single-phase model is unchanged; phase *k* ≥ 1 prefixes them ``k/``
+(``1/scale``, ``1/A0``). Groups (``scale``, ``cell``, ``size``, ...) switch on every phase's.
 """
 
 from __future__ import annotations
@@ -44,8 +50,9 @@ from xtal_cli.refine.phases import A_to_cell, Phase, hkl_terms
 from xtal_cli.refine.scattering import StructureFactors
 from xtal_cli.xrd import lineshape
 
-SIZE_UM = 1.0  # GSAS-II default isotropic crystallite size (µm), not refined
-MUSTRAIN = 1000.0  # GSAS-II default isotropic microstrain (10⁻⁶), not refined
+SIZE_UM = 1.0  # GSAS-II default isotropic crystallite size (µm)
+MUSTRAIN = 1000.0  # GSAS-II default isotropic microstrain (10⁻⁶)
+SIZE_MIN, SIZE_MAX = 0.002, 50.0  # µm, bounds of a refined size
 SAMPLE_POSITION = ("Shift", "Transparency", "DisplaceX", "DisplaceY")  # BB pair, DS pair
 ROUGHNESS = ("SurfRoughA", "SurfRoughB")  # Suortti surface roughness (Bragg–Brentano)
 INSTRUMENT_PARAMS = ("zero", *SAMPLE_POSITION, *ROUGHNESS, "U", "V", "W", "X", "Y", "SH/L")
@@ -110,6 +117,43 @@ class Result:
         }
 
 
+def split_name(name: str) -> tuple[int, str]:
+    """(phase index, plain name) of a parameter name: ``"1/A0"`` → ``(1, "A0")``; names without
+    a prefix belong to phase 0 or are shared."""
+    head, sep, rest = name.partition("/")
+    if sep and head.isdigit():  # not "SH/L"
+        return int(head), rest
+    return 0, name
+
+
+def phase_prefix(k: int) -> str:
+    return f"{k}/" if k else ""
+
+
+class _PhaseBlock:
+    """The per-phase, parameter-independent part of a model: reflections, hkl terms, |F|²."""
+
+    def __init__(self, phase: Phase, prefix: str, d_min: float, lam1: float):
+        self.phase, self.prefix = phase, prefix
+        self.hkl, self.mult = phase.reflections(d_min)
+        if len(self.hkl) == 0:
+            raise XtalError(f"{phase.path}: no reflections in the measured 2θ range")
+        self.H = hkl_terms(self.hkl)
+        s = 0.5 * np.sqrt(self.H @ phase.A0)
+        self.sf = StructureFactors(phase, self.hkl, s, lam1)
+        self.Hb = self.H @ phase.A_basis  # (nrefl, nA)
+        self.f2_key = None
+        self.f2_val = None
+
+    def names(self) -> list[str]:
+        p, names = self.prefix, []
+        names += [f"{p}A{i}" for i in range(self.phase.A_basis.shape[1])]
+        for i, site in enumerate(self.phase.sites):
+            names += [f"{p}xyz:{i}:{j}" for j in range(site.basis.shape[1])]
+            names.append(f"{p}Uiso:{i}")
+        return names + [f"{p}size", f"{p}mustrain"]
+
+
 @dataclass
 class _Layout:
     names: list[str]
@@ -120,9 +164,9 @@ class _Layout:
 
 
 class RietveldModel:
-    """One measured pattern, one phase, one instrument: compute, refine, report."""
+    """One measured pattern, one or more phases, one instrument: compute, refine, report."""
 
-    def __init__(self, two_theta, counts, phase: Phase, instrument, sigma=None):
+    def __init__(self, two_theta, counts, phase: Phase | list[Phase], instrument, sigma=None):
         tt = np.asarray(two_theta, dtype=float)
         y = np.asarray(counts, dtype=float)
         if not (np.all(np.isfinite(tt)) and np.all(np.isfinite(y))):
@@ -137,21 +181,20 @@ class RietveldModel:
             self.w = 1.0 / np.asarray(sigma, dtype=float) ** 2
         else:
             self.w = 1.0 / np.maximum(y, 1.0)  # σ² = counts, as GSAS-II
-        self.phase = phase
+        self.phases = list(phase) if isinstance(phase, list | tuple) else [phase]
+        if not self.phases:
+            raise XtalError("a Rietveld model needs at least one phase")
+        self.phase = self.phases[0]
         self.inst = instrument
         self.lines = instrument.lines()
         lam_max = max(lam for lam, _ in self.lines)
         th_max = math.radians(min(tt[-1] + 2.0, 179.0) / 2)
         d_min = lam_max / (2 * math.sin(th_max))
-        self.hkl, self.mult = phase.reflections(d_min)
-        if len(self.hkl) == 0:
-            raise XtalError(f"{phase.path}: no reflections in the measured 2θ range")
-        self.H = hkl_terms(self.hkl)
-        s = 0.5 * np.sqrt(self.H @ phase.A0)
-        self.sf = StructureFactors(phase, self.hkl, s, instrument.lam1)
-        self.Hb = self.H @ phase.A_basis  # (nrefl, nA)
-        self._f2_key = None
-        self._f2_val = None
+        self.blocks = [
+            _PhaseBlock(ph, phase_prefix(k), d_min, instrument.lam1)
+            for k, ph in enumerate(self.phases)
+        ]
+        self.hkl, self.mult = self.blocks[0].hkl, self.blocks[0].mult  # the first phase's
         self.bg_kind, self.bg_n = "chebyschev", 1
         self._build_layout()
         self.values = self._initial_values()
@@ -162,11 +205,9 @@ class RietveldModel:
     # ------------------------------------------------------------ parameters
 
     def _build_layout(self) -> None:
-        names = ["scale", *INSTRUMENT_PARAMS]
-        names += [f"A{i}" for i in range(self.phase.A_basis.shape[1])]
-        for i, site in enumerate(self.phase.sites):
-            names += [f"xyz:{i}:{j}" for j in range(site.basis.shape[1])]
-            names.append(f"Uiso:{i}")
+        names = ["scale", *INSTRUMENT_PARAMS, *self.blocks[0].names()]
+        for b in self.blocks[1:]:
+            names += [f"{b.prefix}scale", *b.names()]
         names += [f"bg{i}" for i in range(self.bg_n)]
         old = getattr(self, "layout", None)
         self.layout = _Layout(names)
@@ -181,12 +222,15 @@ class RietveldModel:
         inst = self.inst
         v = np.zeros(len(self.layout.names))
         ix = self.layout.index
-        v[ix["scale"]] = 1.0
         for name, val in (("zero", inst.zero), ("U", inst.U), ("V", inst.V), ("W", inst.W),
                           ("X", inst.X), ("Y", inst.Y), ("SH/L", inst.SH_L)):  # fmt: skip
             v[ix[name]] = val
-        for i, site in enumerate(self.phase.sites):
-            v[ix[f"Uiso:{i}"]] = site.uiso
+        for b in self.blocks:
+            p = b.prefix
+            v[ix[f"{p}scale"]] = 1.0
+            v[ix[f"{p}size"]], v[ix[f"{p}mustrain"]] = SIZE_UM, MUSTRAIN
+            for i, site in enumerate(b.phase.sites):
+                v[ix[f"{p}Uiso:{i}"]] = site.uiso
         v[ix["bg0"]] = 1.0
         return v
 
@@ -215,12 +259,15 @@ class RietveldModel:
 
     def switch_on(self, what) -> None:
         """Flag parameters or groups for refinement (cumulative, as GSAS-II's 'set')."""
+        base = [(n, split_name(n)[1]) for n in self.layout.names]
         groups = {
-            "scale": ["scale"],
-            "background": [n for n in self.layout.names if n.startswith("bg")],
-            "cell": [n for n in self.layout.names if n.startswith("A")],
-            "xyz": [n for n in self.layout.names if n.startswith("xyz:")],
-            "uiso": [n for n in self.layout.names if n.startswith("Uiso:")],
+            "scale": [n for n, b in base if b == "scale"],
+            "background": [n for n, b in base if b.startswith("bg")],
+            "cell": [n for n, b in base if b[0] == "A" and b[1:].isdigit()],
+            "xyz": [n for n, b in base if b.startswith("xyz:")],
+            "uiso": [n for n, b in base if b.startswith("Uiso:")],
+            "size": [n for n, b in base if b == "size"],
+            "mustrain": [n for n, b in base if b == "mustrain"],
         }
         for w in what:
             names = groups.get(w, [w] if w in self.layout.index else None)
@@ -238,38 +285,57 @@ class RietveldModel:
 
     # ------------------------------------------------------------ model
 
-    def _unpack(self, v):
+    def _unpack(self, v, k: int = 0):
+        """Phase *k*'s cell parameters, site coordinates, Uiso and coordinate parameters."""
         ix = self.layout.index
-        nA = self.phase.A_basis.shape[1]
-        pA = np.array([v[ix[f"A{i}"]] for i in range(nA)])
+        ph, p = self.phases[k], self.blocks[k].prefix
+        nA = ph.A_basis.shape[1]
+        pA = np.array([v[ix[f"{p}A{i}"]] for i in range(nA)])
         xyz, uiso, pxyz = [], [], []
-        for i, site in enumerate(self.phase.sites):
-            p = np.array([v[ix[f"xyz:{i}:{j}"]] for j in range(site.basis.shape[1])])
-            pxyz.append(p)
-            xyz.append(site.xyz + site.basis @ p if len(p) else site.xyz.copy())
-            uiso.append(v[ix[f"Uiso:{i}"]])
+        for i, site in enumerate(ph.sites):
+            q = np.array([v[ix[f"{p}xyz:{i}:{j}"]] for j in range(site.basis.shape[1])])
+            pxyz.append(q)
+            xyz.append(site.xyz + site.basis @ q if len(q) else site.xyz.copy())
+            uiso.append(v[ix[f"{p}Uiso:{i}"]])
         return pA, xyz, np.array(uiso), pxyz
 
-    def _f2(self, xyz, uiso, derivatives):
+    def _f2(self, b: _PhaseBlock, xyz, uiso, derivatives):
         key = (tuple(np.concatenate(xyz).round(12)), tuple(uiso.round(12)))
-        if not derivatives and key == self._f2_key:
-            return self._f2_val, None, None
-        F2, dx, du = self.sf.compute(xyz, uiso, derivatives)
-        self._f2_key, self._f2_val = key, F2
+        if not derivatives and key == b.f2_key:
+            return b.f2_val, None, None
+        F2, dx, du = b.sf.compute(xyz, uiso, derivatives)
+        b.f2_key, b.f2_val = key, F2
         return F2, dx, du
 
     def peaks(self, v, derivatives: bool = False):
-        """Per-peak position, σ², γ, area (Kα1 then Kα2) and, optionally, derivatives.
+        """Per-peak position, σ², γ, area (Kα1 then Kα2, phase after phase) and, optionally,
+        derivatives; ``slices[k]`` are phase *k*'s rows, ``refl`` the reflection in its phase.
 
         As GSAS-II (``getPowderProfile``), the Kα2 peak of a reflection sits at
         :func:`lineshape.kalpha2_position` of its observed Kα1 position, with the Kα1 widths and
         Lorentz-polarisation and the intensity ratio of the instrument file.
         """
+        parts = [self._phase_peaks(v, k, derivatives) for k in range(len(self.blocks))]
+        if len(parts) == 1:
+            pk = parts[0]
+            pk["slices"] = [slice(0, len(pk["pos"]))]
+        else:
+            keys = [key for key in parts[0] if key not in ("dF2x", "dF2u")]
+            pk = {key: np.concatenate([part[key] for part in parts]) for key in keys}
+            ends = np.cumsum([0] + [len(part["pos"]) for part in parts])
+            pk["slices"] = [slice(int(a), int(b)) for a, b in zip(ends[:-1], ends[1:])]
+        if derivatives:
+            pk["dF2"] = [(part["dF2x"], part["dF2u"]) for part in parts]
+        return pk
+
+    def _phase_peaks(self, v, k: int, derivatives: bool):
         ix = self.layout.index
-        pA, xyz, uiso, _ = self._unpack(v)
-        A = self.phase.A0 + self.phase.A_basis @ pA
-        Q = self.H @ A
-        F2, dF2x, dF2u = self._f2(xyz, uiso, derivatives)
+        b = self.blocks[k]
+        p = b.prefix
+        pA, xyz, uiso, _ = self._unpack(v, k)
+        A = b.phase.A0 + b.phase.A_basis @ pA
+        Q = b.H @ A
+        F2, dF2x, dF2u = self._f2(b, xyz, uiso, derivatives)
         lam = self.inst.lam1
         sinth = np.clip(lam * np.sqrt(Q) / 2, 0, 0.999999)
         th = np.arcsin(sinth)
@@ -277,19 +343,22 @@ class RietveldModel:
         pos = tth + v[ix["zero"]] - self._sample_shift(v, th)
         tan, cos = np.tan(th), np.cos(th)
         sig = lineshape.caglioti(th, v[ix["U"]], v[ix["V"]], v[ix["W"]])
-        sample = 1.8 * lam / (math.pi * SIZE_UM * cos) + 0.018 * MUSTRAIN * tan / math.pi
+        size, strain = v[ix[f"{p}size"]], v[ix[f"{p}mustrain"]]
+        sample = 1.8 * lam / (math.pi * size * cos) + 0.018 * strain * tan / math.pi
         # GSAS-II's γ = X / cosθ + Y tanθ, the shared X tanθ + Y / cosθ with X and Y swapped
         gam = lineshape.lorentzian_fwhm(th, v[ix["Y"]], v[ix["X"]]) + self.inst.Z + sample
         lorentz = 1.0 / (2 * sinth**2 * cos)
         c2t = np.cos(2 * th)
         lp = lorentz * ((1 - self.inst.polariz) * c2t**2 + self.inst.polariz)
         rough = self._roughness(v, th)
-        area = v[ix["scale"]] * self.mult * F2 * lp * rough
+        scale = v[ix[f"{p}scale"]]
+        area = scale * b.mult * F2 * lp * rough
         n = len(pos)
         pk = {
             "pos": pos, "sig": sig, "gam": gam, "area": area, "tth": tth, "lp": lp,
             "dQ": np.degrees(lam / (2 * np.sqrt(Q) * cos)),  # d(2θ)/dQ in degrees
             "ratio": np.ones(n), "refl": np.arange(n), "dpos": np.ones(n), "rough": rough,
+            "mult": b.mult.astype(float), "scale": np.full(n, scale),
         }  # fmt: skip
         if self.inst.lam2:
             # every reflection keeps its Kα2 peak (one beyond the scan draws nothing), so the
@@ -347,11 +416,14 @@ class RietveldModel:
         th = np.radians(pk["tth"] / 2)
         tan, cos = np.tan(th), np.cos(th)
         refl = pk["refl"]
-        base = v[ix["scale"]] * pk["ratio"] * self.mult[refl] * pk["lp"] * pk["rough"]
+        base = pk["scale"] * pk["ratio"] * pk["mult"] * pk["lp"] * pk["rough"]
         ishl = -1
         for p, name in enumerate(free):
-            if name == "scale":
-                Carea[:, p] = pk["area"] / v[ix["scale"]] if v[ix["scale"]] != 0 else 0
+            k, bare = split_name(name)
+            r = pk["slices"][k]  # a phase parameter acts on its phase's peaks only
+            if bare == "scale":
+                scale = v[ix[name]]
+                Carea[r, p] = pk["area"][r] / scale if scale != 0 else 0
             elif name == "zero":
                 Cpos[:, p] = 1.0
             elif name in SAMPLE_POSITION:
@@ -370,15 +442,20 @@ class RietveldModel:
                 Cgam[:, p] = tan
             elif name == "SH/L":
                 ishl = p
-            elif name.startswith("A"):
-                a = int(name[1:])
-                Cpos[:, p] = pk["dQ"] * self.Hb[refl, a]
-            elif name.startswith("xyz:"):
-                _, i, j = name.split(":")
-                Carea[:, p] = base * pk["dF2x"][int(i)][refl, int(j)]
-            elif name.startswith("Uiso:"):
-                i = int(name.split(":")[1])
-                Carea[:, p] = base * pk["dF2u"][refl, i]
+            elif bare == "size":
+                size = v[ix[name]]
+                Cgam[r, p] = -1.8 * self.inst.lam1 / (math.pi * size * size * cos[r])
+            elif bare == "mustrain":
+                Cgam[r, p] = 0.018 * tan[r] / math.pi
+            elif bare.startswith("A"):
+                a = int(bare[1:])
+                Cpos[r, p] = pk["dQ"][r] * self.blocks[k].Hb[refl[r], a]
+            elif bare.startswith("xyz:"):
+                _, i, j = bare.split(":")
+                Carea[r, p] = base[r] * pk["dF2"][k][0][int(i)][refl[r], int(j)]
+            elif bare.startswith("Uiso:"):
+                i = int(bare.split(":")[1])
+                Carea[r, p] = base[r] * pk["dF2"][k][1][refl[r], i]
         Cpos *= pk["dpos"][:, None]  # a Kα2 position follows its Kα1 one
         return Cpos, Csig, Cgam, Carea, ishl
 
@@ -436,8 +513,12 @@ class RietveldModel:
         return (ybg + ypk - yo) * sw, J * sw[:, None]
 
     def initial_scale(self) -> None:
-        """Linear estimate of the scale (and constant background) before the first cycle."""
+        """Linear estimate of the scale(s) before the first cycle (non-negative least squares
+        over the phases' patterns when there are several)."""
         ix = self.layout.index
+        if len(self.blocks) > 1:
+            self._initial_scales()
+            return
         v = self.values.copy()
         v[ix["scale"]] = 1.0
         _, ypk = self.calc(v)
@@ -447,6 +528,23 @@ class RietveldModel:
         denom = float(np.sum(w * ypk * ypk))
         if denom > 0:
             self.values[ix["scale"]] = max(float(np.sum(w * ypk * (yo - ybg)) / denom), 1e-12)
+
+    def _initial_scales(self) -> None:
+        from scipy.optimize import nnls
+
+        ix = self.layout.index
+        sw = np.sqrt(self.w[self.i0 : self.i1])
+        ybg, _ = self.calc(self.values)
+        cols = []
+        for b in self.blocks:
+            v = self.values.copy()
+            for other in self.blocks:
+                v[ix[f"{other.prefix}scale"]] = 1.0 if other is b else 0.0
+            cols.append(self.calc(v)[1] * sw)
+        target = (self.yobs[self.i0 : self.i1] - ybg) * sw
+        scales, _ = nnls(np.column_stack(cols), target)
+        for b, sc in zip(self.blocks, scales):
+            self.values[ix[f"{b.prefix}scale"]] = max(float(sc), 1e-12)
 
     def lsq(self, cycles: int = 4, deadline: float | None = None, tol: float = 1e-4) -> float:
         """Levenberg–Marquardt on the flagged parameters; returns the final χ²."""
@@ -476,6 +574,7 @@ class RietveldModel:
                 step = -np.linalg.lstsq(M, gn, rcond=1e-10)[0] / d
                 vn = v.copy()
                 vn[ix] += step
+                self._bound(vn)
                 if self._wild(v, vn):
                     lam *= 10
                     continue
@@ -539,8 +638,18 @@ class RietveldModel:
         return starts
 
     def negative_uiso_sites(self) -> list[str]:
-        """The Uiso parameters (``Uiso:i``) that are below zero now."""
-        return [f"Uiso:{i}" for i, u in enumerate(self._unpack(self.values)[2]) if u < 0]
+        """The Uiso parameters (``Uiso:i``, ``k/Uiso:i``) that are below zero now."""
+        return [
+            f"{b.prefix}Uiso:{i}"
+            for k, b in enumerate(self.blocks)
+            for i, u in enumerate(self._unpack(self.values, k)[2])
+            if u < 0
+        ]
+
+    def site_of_parameter(self, name: str):
+        """The :class:`~xtal_cli.refine.phases.Site` a site parameter (``k/Uiso:i``) belongs to."""
+        k, bare = split_name(name)
+        return self.phases[k].sites[int(bare.split(":")[1])]
 
     def negative_uiso(self) -> bool:
         return bool(self.negative_uiso_sites())
@@ -553,6 +662,16 @@ class RietveldModel:
             return self.profile_starts()
         finally:
             self.values = keep
+
+    def _bound(self, v) -> None:
+        """Keep size and microstrain broadening physical: a size beyond SIZE_MAX µm broadens
+        nothing measurable (a Lorentzian width ∝ 1/size that LM would chase to infinity), and
+        neither can be negative."""
+        ix = self.layout.index
+        for b in self.blocks:
+            i, j = ix[f"{b.prefix}size"], ix[f"{b.prefix}mustrain"]
+            v[i] = min(max(v[i], SIZE_MIN), SIZE_MAX)
+            v[j] = max(v[j], 0.0)
 
     def _wild(self, v, vn) -> bool:
         """A trial step that more than triples a peak's width (FWHM + asymmetric extent) or moves
@@ -570,15 +689,19 @@ class RietveldModel:
 
     def _check(self, v) -> None:
         """Stop a refinement that has left physics (the BBO study marks the trial failed)."""
-        pA, xyz, uiso, pxyz = self._unpack(v)
-        A = self.phase.A0 + self.phase.A_basis @ pA
-        rel = np.abs(A - self.phase.A0)[:3] / self.phase.A0[:3]
-        if np.any(A[:3] <= 0) or np.max(rel) > 0.05:
-            raise RefinementFailed("lattice diverged (more than 2.5 % from the start)")
-        if np.any(uiso > 1.0) or np.any(uiso < -0.5):
-            raise RefinementFailed("Uiso diverged")
-        if any(len(p) and np.max(np.abs(p)) > 0.25 for p in pxyz):
-            raise RefinementFailed("atom positions diverged")
+        for k, ph in enumerate(self.phases):
+            what = f"{ph.name}: " if len(self.phases) > 1 else ""
+            pA, xyz, uiso, pxyz = self._unpack(v, k)
+            A = ph.A0 + ph.A_basis @ pA
+            rel = np.abs(A - ph.A0)[:3] / ph.A0[:3]
+            if np.any(A[:3] <= 0) or np.max(rel) > 0.05:
+                raise RefinementFailed(f"{what}lattice diverged (more than 2.5 % from the start)")
+            if np.any(uiso > 1.0) or np.any(uiso < -0.5):
+                raise RefinementFailed(f"{what}Uiso diverged")
+            if any(len(p) and np.max(np.abs(p)) > 0.25 for p in pxyz):
+                raise RefinementFailed(f"{what}atom positions diverged")
+            if v[self.layout.index[f"{self.blocks[k].prefix}mustrain"]] > 1e5:
+                raise RefinementFailed(f"{what}microstrain diverged")
 
     def esds(self) -> dict:
         """Standard uncertainties of the flagged parameters (covariance × reduced χ²)."""
@@ -596,37 +719,39 @@ class RietveldModel:
 
     # ------------------------------------------------------------ results
 
-    def cell(self, v=None) -> tuple:
+    def cell(self, v=None, k: int = 0) -> tuple:
+        """Phase *k*'s cell (a, b, c, α, β, γ) at *v* (default: the current values)."""
         v = self.values if v is None else v
-        pA, *_ = self._unpack(v)
-        return A_to_cell(self.phase.A0 + self.phase.A_basis @ pA)
+        pA, *_ = self._unpack(v, k)
+        return A_to_cell(self.phases[k].A0 + self.phases[k].A_basis @ pA)
 
-    def cell_esd(self) -> tuple:
+    def cell_esd(self, k: int = 0) -> tuple:
         """Propagate the A-parameter covariance to a, b, c, α, β, γ (numerical Jacobian)."""
         free, cov = getattr(self, "_cov", ([], None))
-        names = [n for n in free if n.startswith("A")]
+        names = [n for n in free if split_name(n)[0] == k and split_name(n)[1][0] == "A"]
         if not names:
             return (0.0,) * 6
         idx = [free.index(n) for n in names]
         C = cov[np.ix_(idx, idx)]
         Jc = np.zeros((6, len(names)))
-        for k, n in enumerate(names):
+        for j, n in enumerate(names):
             v1, v2 = self.values.copy(), self.values.copy()
-            h = 1e-7 * max(abs(self.phase.A0[:3]).max(), 1e-6)
+            h = 1e-7 * max(abs(self.phases[k].A0[:3]).max(), 1e-6)
             v1[self.layout.index[n]] += h
             v2[self.layout.index[n]] -= h
-            Jc[:, k] = (np.array(self.cell(v1)) - np.array(self.cell(v2))) / (2 * h)
+            Jc[:, j] = (np.array(self.cell(v1, k)) - np.array(self.cell(v2, k))) / (2 * h)
         return tuple(float(x) for x in np.sqrt(np.maximum(np.diag(Jc @ C @ Jc.T), 0)))
 
-    def sites(self, esds: dict | None = None) -> list[dict]:
+    def sites(self, esds: dict | None = None, k: int = 0) -> list[dict]:
         esds = esds or {}
-        _, xyz, uiso, _ = self._unpack(self.values)
+        p = self.blocks[k].prefix
+        _, xyz, uiso, _ = self._unpack(self.values, k)
         out = []
-        for i, site in enumerate(self.phase.sites):
+        for i, site in enumerate(self.phases[k].sites):
             # esd of each coordinate from the free parameters along its basis
             sx = np.zeros(3)
             for j in range(site.basis.shape[1]):
-                sx += (site.basis[:, j] * esds.get(f"xyz:{i}:{j}", 0.0)) ** 2
+                sx += (site.basis[:, j] * esds.get(f"{p}xyz:{i}:{j}", 0.0)) ** 2
             out.append(
                 {
                     "label": site.label,
@@ -634,7 +759,7 @@ class RietveldModel:
                     "xyz": [float(c) for c in xyz[i]],
                     "xyz_esd": [float(c) for c in np.sqrt(sx)],
                     "uiso": float(uiso[i]),
-                    "uiso_esd": esds.get(f"Uiso:{i}", 0.0),
+                    "uiso_esd": esds.get(f"{p}Uiso:{i}", 0.0),
                     "multiplicity": site.multiplicity,
                 }
             )
@@ -648,19 +773,29 @@ class RietveldModel:
         return out
 
     def _pretty(self, name: str) -> str:
-        if name.startswith("xyz:"):
-            _, i, j = name.split(":")
-            return f"{self.phase.sites[int(i)].label}:dxyz{j}"
-        if name.startswith("Uiso:"):
-            return f"{self.phase.sites[int(name.split(':')[1])].label}:Uiso"
+        k, bare = split_name(name)
+        p = phase_prefix(k)
+        sites = self.phases[k].sites
+        if bare.startswith("xyz:"):
+            _, i, j = bare.split(":")
+            return f"{p}{sites[int(i)].label}:dxyz{j}"
+        if bare.startswith("Uiso:"):
+            return f"{p}{sites[int(bare.split(':')[1])].label}:Uiso"
         return name
 
-    def reflection_positions(self) -> np.ndarray:
-        """Kα1 peak positions within the current range (tick marks of the Rietveld plot)."""
-        pk = self.peaks(self.values)
-        n = len(self.hkl)
-        pos = pk["pos"][:n]
+    def reflection_positions(self, k: int = 0) -> np.ndarray:
+        """Phase *k*'s Kα1 peak positions within the current range (the plot's tick marks)."""
+        pos = self._phase_peaks(self.values, k, False)["pos"][: len(self.blocks[k].hkl)]
         return pos[(pos >= self.x[0]) & (pos <= self.x[-1])]
+
+    def phase_pattern(self, k: int) -> np.ndarray:
+        """Phase *k*'s calculated peaks alone on the current range (no background)."""
+        v = self.values.copy()
+        ix = self.layout.index
+        for j, b in enumerate(self.blocks):
+            if j != k:
+                v[ix[f"{b.prefix}scale"]] = 0.0
+        return self.calc(v)[1]
 
 
 def _run_stage(model: RietveldModel, st: Stage, deadline) -> None:
@@ -728,9 +863,10 @@ def refine(model: RietveldModel, stages: list[Stage], timeout: float | None = No
         del history[at:]
         model.held = set(negative)
         for name in negative:
-            site = model.phase.sites[int(name.split(":")[1])]
+            site = model.site_of_parameter(name)
             model.set(name, site.uiso)
-            fixed.append(site.label)
+            k = split_name(name)[0]
+            fixed.append(f"{model.phases[k].name}/{site.label}" if k else site.label)
         _run_stages(model, stages[at:], deadline, history)
     esds = model.esds()
     stats = model.statistics()

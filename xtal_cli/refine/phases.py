@@ -267,15 +267,26 @@ def _element(symbol: str) -> str:
 
 def read_phase(path: str | Path, name: str | None = None) -> Phase:
     """Read a CIF's first data block into a :class:`Phase` (asymmetric unit and symmetry)."""
-    from pymatgen.io.cif import CifParser
-
     path = Path(path)
     if not path.is_file():
         raise XtalError(f"{path}: no such CIF file")
     try:
+        text = path.read_text(errors="replace")
+    except OSError as exc:
+        raise XtalError(f"{path}: cannot be read ({exc.strerror})") from None
+    return phase_from_cif(text, path, name)
+
+
+def phase_from_cif(text: str, path: str | Path, name: str | None = None) -> Phase:
+    """:func:`read_phase` on CIF *text*; *path* names its source in messages (a file, or a
+    table row) and its stem is the default name."""
+    from pymatgen.io.cif import CifParser
+
+    path = Path(path)
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            parser = CifParser(str(path))
+            parser = CifParser.from_str(text)
             blocks = list(parser._cif.data.values())
     except Exception as exc:  # pymatgen raises many types for malformed files
         raise XtalError(f"{path}: not a readable CIF ({type(exc).__name__}: {exc})") from None

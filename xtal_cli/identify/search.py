@@ -1,0 +1,501 @@
+"""Which candidate phases a scan holds, and how much of each.
+
+Three steps, each cheaper than the next is expensive (the spirit of search-match followed by
+Rietveld, and of Dara's pruned tree search):
+
+1. **Lines.** Every candidate's reflections are fitted (zero shift, small cell strain) to the
+   peaks picked from the scan (:mod:`xtal_cli.identify.match`); a candidate whose strong lines
+   are mostly not there is rejected with that reason.
+2. **Profiles.** Each survivor is drawn on the scan's grid (its fitted cell, the scan's own
+   peak widths, Kα2) and combinations are searched by beam search: a hypothesis grows by the
+   phase whose profile, fitted with the others and a Chebyshev background by bounded linear
+   least squares, lowers the weighted residual most; growing stops when no phase lowers it by
+   ``min_gain`` (relative).
+3. **Rietveld.** The best hypotheses are refined with the native multiphase Rietveld engine
+   (per-phase scale, cell, size and microstrain; shared zero, sample displacement,
+   background, Gaussian instrument profile), then ranked by Rwp with parsimony: a hypothesis
+   that only adds phases to a smaller one must lower its Rwp by ``min_gain`` relative, and a
+   phase refined below the ``detection_limit`` is dropped. Weight fractions come from the
+   scales (ZMV, :mod:`xtal_cli.refine.fractions`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from xtal_cli.errors import ParameterError, XtalError
+
+
+@dataclass(frozen=True)
+class IdentifySettings:
+    """How phases are searched and refined.
+
+    max_phases: most phases in one hypothesis.
+    min_score: least intensity-weighted fraction of a candidate's strong lines (≥ 5 % of its
+        strongest) found among the picked peaks for it to be searched at all.
+    min_gain: least relative decrease of the weighted residual (screening) and of the Rwp
+        (Rietveld) for a hypothesis to take one more phase.
+    beam: hypotheses kept per size in the screening search.
+    n_refine: hypotheses refined with Rietveld.
+    detection_limit: weight fraction below which a refined phase is reported as not found.
+    max_strain: largest relative change of a candidate's cell lengths.
+    max_zero: largest zero shift, degrees 2θ.
+    background_terms: Chebyshev background terms.
+    """
+
+    max_phases: int = 4
+    min_score: float = 0.5
+    min_gain: float = 0.05
+    beam: int = 4
+    n_refine: int = 4
+    detection_limit: float = 0.01
+    max_strain: float = 0.03
+    max_zero: float = 0.3
+    background_terms: int = 10
+
+    def __post_init__(self):
+        if int(self.max_phases) != self.max_phases or not 1 <= self.max_phases <= 8:
+            raise ParameterError("max_phases", self.max_phases, "must be an integer 1-8")
+        for name in ("min_score", "min_gain", "detection_limit", "max_strain"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ParameterError(name, getattr(self, name), "must be within [0, 1)")
+        for name in ("beam", "n_refine"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ParameterError(name, getattr(self, name), "must be a positive integer")
+        if not 0 <= self.max_zero <= 2:
+            raise ParameterError("max_zero", self.max_zero, "must be within 0-2 degrees")
+        if (
+            int(self.background_terms) != self.background_terms
+            or not 1 <= self.background_terms <= 36
+        ):
+            raise ParameterError("background_terms", self.background_terms, "must be 1-36")
+
+
+@dataclass
+class PhaseAmount:
+    """One phase of a refined hypothesis."""
+
+    name: str
+    formula: str
+    space_group: str
+    source: str
+    weight_fraction: float
+    weight_fraction_esd: float
+    cell: tuple
+    cell_esd: tuple
+    scale: float
+    size_um: float
+    microstrain: float
+    match_score: float
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Hypothesis:
+    """A set of phases with its Rietveld refinement."""
+
+    phases: list[PhaseAmount]
+    rwp: float
+    rp: float
+    gof: float
+    n_params: int
+    screening_residual: float
+    model: object = field(default=None, repr=False)  # the refined RietveldModel
+
+    @property
+    def formulas(self) -> list[str]:
+        return sorted(p.formula for p in self.phases)
+
+    def as_dict(self) -> dict:
+        return {
+            "phases": [p.as_dict() for p in self.phases],
+            "rwp": self.rwp,
+            "rp": self.rp,
+            "gof": self.gof,
+            "n_params": self.n_params,
+            "screening_residual": self.screening_residual,
+        }
+
+
+@dataclass
+class Rejected:
+    name: str
+    formula: str
+    reason: str
+
+
+@dataclass
+class Identification:
+    """The answer for one scan: ranked hypotheses (best first) and rejected candidates."""
+
+    scan: str
+    hypotheses: list[Hypothesis]
+    rejected: list[Rejected]
+    n_candidates: int
+    limits: tuple
+    instrument: str
+    seconds: float
+    n_peaks: int
+
+    @property
+    def best(self) -> Hypothesis | None:
+        return self.hypotheses[0] if self.hypotheses else None
+
+    def as_dict(self) -> dict:
+        return {
+            "scan": self.scan,
+            "phases": [p.as_dict() for p in self.best.phases] if self.best else [],
+            "rwp": self.best.rwp if self.best else None,
+            "hypotheses": [h.as_dict() for h in self.hypotheses],
+            "rejected": [dataclasses.asdict(r) for r in self.rejected],
+            "n_candidates": self.n_candidates,
+            "n_peaks": self.n_peaks,
+            "limits": list(self.limits),
+            "instrument": self.instrument,
+            "seconds": self.seconds,
+        }
+
+
+# ------------------------------------------------------------------ step 2: profiles
+
+
+def _profile(st, A, zero, x, fwhm, ka2) -> np.ndarray:
+    """A candidate's powder profile on grid *x*: its lines at the fitted cell and zero, the
+    scan's local widths (pseudo-Voigt, η = 0.5), the Kα2 doublet; unit maximum."""
+    from xtal_cli.identify.match import positions
+    from xtal_cli.xrd.lineshape import kalpha2_lines, pseudo_voigt_sum
+
+    tt = positions(st, A) + zero
+    keep = (tt > x[0] - 2) & (tt < x[-1] + 2) & (st.intensity > 0)
+    tt, inten = tt[keep], st.intensity[keep]
+    if ka2 is not None:
+        tt, inten = kalpha2_lines(tt, inten, ka2)
+    y = pseudo_voigt_sum(x, tt, inten, fwhm(tt), 0.5, 30.0)
+    top = y.max()
+    return y / top if top > 0 else y
+
+
+class _Screen:
+    """Bounded linear least squares of profiles + Chebyshev background on the weighted scan."""
+
+    def __init__(self, x, y, columns: dict, n_bg: int):
+        from numpy.polynomial import chebyshev
+
+        sw = 1.0 / np.sqrt(np.maximum(y, 1.0))
+        t = 2 * (x - x[0]) / (x[-1] - x[0]) - 1
+        self.B = chebyshev.chebvander(t, n_bg - 1) * sw[:, None]
+        self.cols = {k: c * sw for k, c in columns.items()}
+        self.target = y * sw
+        self.cache: dict = {}
+
+    def residual(self, names: frozenset) -> tuple[float, dict]:
+        """(weighted residual norm² relative to the background-only fit, scales by name)."""
+        from scipy.optimize import lsq_linear
+
+        if names in self.cache:
+            return self.cache[names]
+        order = sorted(names)
+        M = np.column_stack([self.B] + [self.cols[n] for n in order])
+        nb = self.B.shape[1]
+        lb = np.r_[np.full(nb, -np.inf), np.zeros(len(order))]
+        res = lsq_linear(M, self.target, bounds=(lb, np.full(M.shape[1], np.inf)), method="bvls")
+        r = M @ res.x - self.target
+        out = (float(r @ r), dict(zip(order, res.x[nb:])))
+        self.cache[names] = out
+        return out
+
+
+def _beam_search(screen: _Screen, names: list[str], required: frozenset, cfg: IdentifySettings):
+    """Hypotheses (frozensets of names) in order of screening residual, grown phase by phase."""
+    start = required
+    base, _ = screen.residual(start)
+    level = [(base, start)]
+    seen = {start: base}
+    for _ in range(cfg.max_phases - len(start)):
+        grown = []
+        for chi, hyp in level:
+            for n in names:
+                if n in hyp:
+                    continue
+                new = hyp | {n}
+                if new in seen:
+                    continue
+                chi_new, scales = screen.residual(new)
+                seen[new] = chi_new
+                if scales.get(n, 0) <= 0 or chi_new > chi * (1 - cfg.min_gain):
+                    continue
+                grown.append((chi_new, new))
+        if not grown:
+            break
+        grown.sort(key=lambda t: t[0])
+        level = grown[: cfg.beam]
+    ranked = sorted(((c, h) for h, c in seen.items() if h), key=lambda t: t[0])
+    return ranked
+
+
+# ------------------------------------------------------------------ step 3: Rietveld
+
+
+def _stages(n_bg: int, limits):
+    from xtal_cli.refine.engine import Stage
+
+    return [
+        Stage("scales", ("scale", "background"), limits=limits, background=("chebyschev", n_bg)),
+        Stage("cells", ("zero", "cell")),
+        Stage("widths", ("size", "W")),
+        Stage("strain", ("mustrain", "U", "V", "Shift"), cycles=6),
+    ]
+
+
+def _refine_hypothesis(scan, inst, picks: list, limits, cfg: IdentifySettings, deadline):
+    """Rietveld refinement of one hypothesis; *picks* are (candidate, match) pairs."""
+    from xtal_cli.refine.engine import RietveldModel, refine
+    from xtal_cli.refine.phases import A_to_cell
+
+    phases = []
+    for cand, m in picks:
+        ph = copy.copy(cand.phase)
+        ph.A0, ph.cell = m.A.copy(), A_to_cell(m.A)
+        phases.append(ph)
+    model = RietveldModel(scan.two_theta, scan.counts, phases, inst, sigma=scan.sigma)
+    zero = float(np.average([m.zero for _, m in picks]))
+    model.set("zero", zero)
+    timeout = None if deadline is None else max(deadline - time.monotonic(), 1.0)
+    result = refine(model, _stages(cfg.background_terms, limits), timeout=timeout)
+    return model, result
+
+
+def _amounts(model, picks) -> list[PhaseAmount]:
+    from xtal_cli.refine.fractions import weight_fractions
+
+    w, esd = weight_fractions(model)
+    out = []
+    for k, ((cand, m), b) in enumerate(zip(picks, model.blocks)):
+        out.append(
+            PhaseAmount(
+                name=cand.name,
+                formula=cand.formula,
+                space_group=cand.space_group,
+                source=cand.source,
+                weight_fraction=float(w[k]),
+                weight_fraction_esd=float(esd[k]),
+                cell=tuple(float(c) for c in model.cell(k=k)),
+                cell_esd=tuple(float(c) for c in model.cell_esd(k=k)),
+                scale=model.get(f"{b.prefix}scale"),
+                size_um=model.get(f"{b.prefix}size"),
+                microstrain=model.get(f"{b.prefix}mustrain"),
+                match_score=m.score,
+            )
+        )
+    return out
+
+
+def identify(
+    scan,
+    candidates: list,
+    settings: IdentifySettings | None = None,
+    *,
+    instrument=None,
+    require: list[str] = (),
+    limits: tuple[float, float] | None = None,
+    timeout: float | None = None,
+    sticks_cache: dict | None = None,
+) -> Identification:
+    """Identify and quantify the phases of *scan* among *candidates*.
+
+    *scan* is a :class:`~xtal_cli.io.scans.Scan` with its wavelength; *candidates* from
+    :func:`~xtal_cli.identify.candidates.load_candidates`. *instrument* defaults to the
+    laboratory default with the scan's wavelengths (its profile is refined); *require* names
+    candidates (name or formula) every hypothesis must hold; *limits* the 2θ range (default:
+    the scan without its background steps). *sticks_cache* may be shared across scans of one
+    batch (the candidates' reflections at one wavelength).
+    """
+    from xtal_cli.identify.match import candidate_sticks, match_candidate
+    from xtal_cli.refine.instrument import default_instrument
+    from xtal_cli.xrd.lineshape import kalpha_doublet
+    from xtal_cli.xrd.peakmatch import fwhm_model
+    from xtal_cli.xrd.peaks import find_scan_peaks
+    from xtal_cli.xrd.scanrange import usable_range
+
+    cfg = settings if settings is not None else IdentifySettings()
+    t0 = time.monotonic()
+    deadline = None if timeout is None else t0 + timeout
+    if not candidates:
+        raise XtalError("no candidate phases to search")
+    if scan.wavelength is None:
+        raise XtalError(
+            f"{scan.path}: the file gives no wavelength; pass --wavelength (Å or a tube, e.g. Cu)"
+        )
+    inst = instrument if instrument is not None else default_instrument(scan)
+    if limits is None:
+        limits, _ = usable_range(scan.two_theta, scan.counts)
+    lo, hi = float(limits[0]), float(limits[1])
+    required = _resolve_required(candidates, require)
+
+    peaks = find_scan_peaks(scan)
+    if len(peaks) < 2:
+        raise XtalError(f"{scan.path}: fewer than two peaks found; is this a diffraction scan?")
+    inside = (peaks.two_theta >= lo) & (peaks.two_theta <= hi)
+    picked = peaks.two_theta[inside]
+    fwhm = fwhm_model(peaks)
+
+    # 1. lines
+    cache = sticks_cache if sticks_cache is not None else {}
+    rejected: list[Rejected] = []
+    matched = {}
+    any_in_range = False
+    for cand in candidates:
+        key = (cand.name, round(inst.lam1, 6), round(hi, 1))
+        if key not in cache:
+            cache[key] = candidate_sticks(cand.phase, inst.lam1, hi, inst.polariz)
+        m = match_candidate(
+            cache[key], picked, fwhm, (lo, hi), bound=cfg.max_strain, max_zero=cfg.max_zero
+        )
+        any_in_range |= m.n_strong > 0
+        if m.n_strong == 0:
+            rejected.append(
+                Rejected(cand.name, cand.formula, "no strong reflections in the 2θ range")
+            )
+        elif m.score < cfg.min_score and cand.name not in required:
+            rejected.append(
+                Rejected(
+                    cand.name,
+                    cand.formula,
+                    f"no matching lines: {m.n_matched} of its {m.n_strong} strong lines found "
+                    f"({100 * m.score:.0f} % of their intensity)",
+                )
+            )
+        else:
+            matched[cand.name] = (cand, m)
+    if not any_in_range:
+        raise XtalError(
+            f"{scan.path}: no candidate has reflections in the scan's 2θ range {lo:.1f}-{hi:.1f}°"
+        )
+
+    # 2. profiles
+    ka2 = kalpha_doublet(inst.lam1, inst.lam2, inst.ratio) if inst.lam2 else None
+    i0, i1 = np.searchsorted(scan.two_theta, [lo, hi])
+    x, y = scan.two_theta[i0:i1], scan.counts[i0:i1]
+    cols = {n: _profile(m.sticks, m.A, m.zero, x, fwhm, ka2) for n, (_c, m) in matched.items()}
+    screen = _Screen(x, y, cols, cfg.background_terms)
+    ranked = _beam_search(screen, sorted(matched), frozenset(required), cfg)
+    base, _ = screen.residual(frozenset())
+
+    # 3. Rietveld on the best few, each pruned by backward elimination
+    refiner = _Refiner(scan, inst, matched, screen, (lo, hi), cfg, deadline, required)
+    finals: dict[frozenset, Hypothesis] = {}
+    for _chi, hyp in ranked[: cfg.n_refine]:
+        h = refiner.settle(hyp)
+        if h is not None:
+            finals[frozenset(p.name for p in h.phases)] = h
+    hypotheses = _rank(list(finals.values()), cfg)
+    in_best = {p.name for p in hypotheses[0].phases} if hypotheses else set()
+    for n, (cand, _m) in matched.items():
+        if n not in in_best:
+            rejected.append(Rejected(n, cand.formula, refiner.reasons.get(n, "not needed")))
+    return Identification(
+        scan=str(scan.path),
+        hypotheses=hypotheses,
+        rejected=rejected,
+        n_candidates=len(candidates),
+        limits=(lo, hi),
+        instrument=inst.describe(),
+        seconds=time.monotonic() - t0,
+        n_peaks=int(inside.sum()),
+    )
+
+
+def _resolve_required(candidates, require) -> set[str]:
+    out = set()
+    for r in require:
+        hits = [c.name for c in candidates if r in (c.name, c.formula, c.ident)]
+        if not hits:
+            raise XtalError(f"--require {r}: no candidate phase has that name or formula")
+        out.add(hits[0])
+    return out
+
+
+class _Refiner:
+    """Rietveld refinements of phase sets (each set once), and the pruning of a set."""
+
+    def __init__(self, scan, inst, matched, screen, limits, cfg, deadline, required):
+        self.scan, self.inst, self.matched, self.screen = scan, inst, matched, screen
+        self.limits, self.cfg, self.deadline, self.required = limits, cfg, deadline, required
+        self.done: dict[frozenset, Hypothesis | None] = {}
+        self.reasons: dict[str, str] = {}
+
+    def refine(self, names: frozenset) -> Hypothesis | None:
+        from xtal_cli.refine.engine import RefinementFailed
+
+        if names in self.done:
+            return self.done[names]
+        chi, scales = self.screen.residual(names)
+        base, _ = self.screen.residual(frozenset())
+        picks = [self.matched[n] for n in sorted(names, key=lambda n: -scales.get(n, 0.0))]
+        try:
+            model, res = _refine_hypothesis(
+                self.scan, self.inst, picks, self.limits, self.cfg, self.deadline
+            )
+            h = Hypothesis(_amounts(model, picks), res.rwp, res.rp, res.gof, res.n_params,
+                           chi / base, model)  # fmt: skip
+        except RefinementFailed as exc:
+            if "timed out" in str(exc):
+                raise
+            for n in names:
+                self.reasons.setdefault(n, f"refinement diverged ({exc})")
+            h = None
+        self.done[names] = h
+        return h
+
+    def settle(self, names: frozenset) -> Hypothesis | None:
+        """Refine *names*, then drop phases one at a time while one is below the detection
+        limit or its removal raises the Rwp by less than ``min_gain`` (relative)."""
+        cfg = self.cfg
+        h = self.refine(names)
+        while h is not None and len(h.phases) > 1:
+            optional = [p for p in h.phases if p.name not in self.required]
+            low = [p for p in optional if p.weight_fraction < cfg.detection_limit]
+            if low:
+                p = min(low, key=lambda p: p.weight_fraction)
+                self.reasons.setdefault(
+                    p.name, f"weight below the detection limit ({100 * cfg.detection_limit:g} wt %)"
+                )
+                names = names - {p.name}
+                h = self.refine(names)
+                continue
+            trials = []
+            for p in optional:
+                smaller = self.refine(names - {p.name})
+                if smaller is not None and h.rwp > smaller.rwp * (1 - cfg.min_gain):
+                    trials.append((smaller.rwp, p, smaller))
+            if not trials:
+                break
+            _, p, smaller = min(trials, key=lambda t: t[0])
+            self.reasons.setdefault(
+                p.name,
+                f"does not improve the fit enough (Rwp {h.rwp:.2f} % with it, "
+                f"{smaller.rwp:.2f} % without)",
+            )
+            names, h = names - {p.name}, smaller
+        return h
+
+
+def _rank(hyps: list[Hypothesis], cfg: IdentifySettings) -> list[Hypothesis]:
+    """Order by Rwp, except that a hypothesis holding all the phases of a smaller one (and
+    more) goes after it unless it beats its Rwp by ``min_gain`` (relative)."""
+    hyps = sorted(hyps, key=lambda h: h.rwp)
+    out: list[Hypothesis] = []
+    for h in hyps:
+        names = {p.name for p in h.phases}
+        if not any(
+            {p.name for p in o.phases} < names and h.rwp > o.rwp * (1 - cfg.min_gain) for o in hyps
+        ):
+            out.append(h)
+    return out + [h for h in hyps if h not in out]
