@@ -333,10 +333,17 @@ def phase_from_cif(text: str, path: str | Path, name: str | None = None) -> Phas
     labels = labels if labels is not None else [f"A{i + 1}" for i in range(n)]
     types = data.get("_atom_site_type_symbol", labels)
     occs = data.get("_atom_site_occupancy", ["1"] * n)
+    # CIF's "?" (unknown) and "." (inapplicable) leave an atom at the default Uiso
     if "_atom_site_U_iso_or_equiv" in data:
-        uisos = [_num(u, "Uiso", path) for u in data["_atom_site_U_iso_or_equiv"]]
+        uisos = [
+            _num(u, "Uiso", path) if str(u) not in ("?", ".") else 0.01
+            for u in data["_atom_site_U_iso_or_equiv"]
+        ]
     elif "_atom_site_B_iso_or_equiv" in data:
-        uisos = [_num(b, "Biso", path) * _B_TO_U for b in data["_atom_site_B_iso_or_equiv"]]
+        uisos = [
+            _num(b, "Biso", path) * _B_TO_U if str(b) not in ("?", ".") else 0.01
+            for b in data["_atom_site_B_iso_or_equiv"]
+        ]
     else:
         uisos = [0.01] * n
     atoms = []
