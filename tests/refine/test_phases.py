@@ -63,3 +63,79 @@ def test_broken_cif_is_a_clear_error(tmp_path):
         read_phase(bad)
     with pytest.raises(XtalError, match="no such CIF"):
         read_phase(tmp_path / "missing.cif")
+
+
+CRYSTAL_SYSTEM_CASES = {
+    # name: (space group, lattice, species, coords, expected system)
+    "cubic Fm-3m": ("Fm-3m", ("cubic", 5.64), ["Na", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]], "cubic"),
+    "hexagonal P6_3mc": (
+        "P6_3mc",
+        ("hexagonal", 3.25, 5.21),
+        ["Zn", "O"],
+        [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.382]],
+        "hexagonal",
+    ),
+    "trigonal R-3c (hexagonal axes, R-centred)": (
+        "R-3c",
+        ("hexagonal", 4.77, 15.66),
+        ["Mn", "C", "O"],
+        [[0, 0, 0], [0, 0, 0.25], [0.27, 0, 0.25]],
+        "trigonal",
+    ),
+    "tetragonal P4_2/mnm": (
+        "P4_2/mnm",
+        ("tetragonal", 4.59, 2.96),
+        ["Ti", "O"],
+        [[0, 0, 0], [0.305, 0.305, 0]],
+        "tetragonal",
+    ),
+    "orthorhombic Pmmn": (
+        "Pmmn",
+        ("orthorhombic", 11.51, 3.56, 4.37),
+        ["V", "O"],
+        [[0.101, 0.25, 0.891], [0.104, 0.25, 0.531]],
+        "orthorhombic",
+    ),
+    "monoclinic C2/c (C-centred)": (
+        "C2/c",
+        ("monoclinic", 8.36, 4.97, 6.19, 114.8),
+        ["Li", "C", "O", "O"],
+        [[0.197, 0.447, 0.836], [0, 0.066, 0.25], [0, 0.323, 0.25], [0.146, 0.936, 0.313]],
+        "monoclinic",
+    ),
+    "triclinic P-1": (
+        "P-1",
+        ("from_parameters", 5.0, 6.0, 7.0, 80.0, 95.0, 100.0),
+        ["Si", "O"],
+        [[0.1, 0.2, 0.3], [0.3, 0.1, 0.2]],
+        "triclinic",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRYSTAL_SYSTEM_CASES))
+def test_crystal_system_from_point_group_not_operator_count(case, tmp_path):
+    """Centring copies of a rotation (C2/c, R-3c) must not count as extra axes."""
+    from pymatgen.core import Lattice, Structure
+    from pymatgen.io.cif import CifWriter
+
+    group, (kind, *params), species, coords, expected = CRYSTAL_SYSTEM_CASES[case]
+    lattice = getattr(Lattice, kind)(*params)
+    structure = Structure.from_spacegroup(group, lattice, species, coords)
+    path = tmp_path / "phase.cif"
+    CifWriter(structure, symprec=0.01).write_file(str(path))
+    ph = read_phase(path)
+    assert ph.crystal_system == expected
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [("Li2CO3.cif", "monoclinic"), ("MnCO3.cif", "trigonal"), ("NiO.cif", "cubic")],
+)
+def test_crystal_system_of_reference_cifs(name, expected):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "examples" / "data" / "phases" / name
+    if not path.is_file():
+        pytest.skip(f"{name} not in this checkout")
+    assert read_phase(path).crystal_system == expected

@@ -395,14 +395,24 @@ def phase_from_cif(text: str, path: str | Path, name: str | None = None) -> Phas
 
 
 def crystal_system(rotations: np.ndarray) -> str:
-    """Crystal system from the rotation orders present (proper part of each operator)."""
-    proper = [np.linalg.det(R) * R for R in np.asarray(rotations, dtype=float)]
-    traces = np.round([np.trace(R) for R in proper]).astype(int)
+    """Crystal system from the point group's distinct proper rotations.
+
+    A CIF's operator list repeats each rotation once per centring translation (and an
+    inversion pairs each with its improper twin), so the axes are counted on the set of
+    distinct matrices ``det(R) * R``: traces 2, 1, 0, -1 are 6-, 4-, 3- and 2-fold axes.
+    """
+    proper = {
+        tuple(np.rint(np.linalg.det(R) * R).astype(int).ravel())
+        for R in np.asarray(rotations, dtype=float)
+    }
+    traces = np.array([np.trace(np.reshape(R, (3, 3))) for R in proper])
     n3 = int(np.sum(traces == 0))
     if n3 >= 8:
         return "cubic"
-    if n3 or np.any(traces == 2):
-        return "hexagonal" if np.any(traces == 2) else "trigonal"
+    if np.any(traces == 2):
+        return "hexagonal"
+    if n3:
+        return "trigonal"
     if np.any(traces == 1):
         return "tetragonal"
     n2 = int(np.sum(traces == -1))
