@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "train_symmetry",
     "predict_symmetry",
     "refine_bbo",
+    "identify_phases",
     "train_embed",
     "embed",
     "neighbors",

@@ -137,9 +137,16 @@ def plot_rietveld(path, model, title: str = "") -> None:
     plot_curves(path, x, yo, ybg + ypk, ybg, model.reflection_positions(), title)
 
 
+TICK_COLOURS = ("tab:purple", "tab:orange", "tab:cyan", "tab:brown", "tab:pink", "tab:olive",
+                "tab:gray", "black")  # fmt: skip
+
+
 def plot_curves(path, x, yo, yc, ybg, ticks, title: str = "") -> None:
     """Observed (points), calculated (line), difference (below) and reflection ticks: drawn
-    from arrays, so an engine without a native model (GSAS-II) gets the same plot."""
+    from arrays, so an engine without a native model (GSAS-II) gets the same plot.
+
+    *ticks* is one array of positions, or ``{label: positions}`` for one labelled row per phase.
+    """
     from matplotlib.figure import Figure  # no pyplot: the caller's backend is left alone
 
     fig = Figure(figsize=(10, 5.5))
@@ -148,9 +155,16 @@ def plot_curves(path, x, yo, yc, ybg, ticks, title: str = "") -> None:
     ax.plot(x, yc, "-", lw=0.8, color="tab:red", label="calculated")
     ax.plot(x, ybg, "-", lw=0.6, color="tab:green", label="background")
     span = float(yo.max() - min(yo.min(), 0))
-    off = -0.12 * span
+    rows = dict(ticks) if isinstance(ticks, dict) else {"reflections": ticks}
+    off = -(0.07 + 0.05 * len(rows)) * span
     ax.plot(x, yo - yc + off, "-", lw=0.6, color="0.3", label="difference")
-    ax.vlines(ticks, off * 0.55, off * 0.45, color="tab:purple", lw=0.7, label="reflections")
+    half = 0.006 * span if len(rows) == 1 else 0.015 * span
+    for k, (label, pos) in enumerate(rows.items()):
+        centre, colour = -(0.06 + 0.05 * k) * span, TICK_COLOURS[k % len(TICK_COLOURS)]
+        ax.vlines(pos, centre - half, centre + half, color=colour, lw=0.7, label=label)
+        if len(rows) > 1:
+            ax.text(x[-1], centre, f"{label} ", color=colour, fontsize=7, ha="right",
+                    va="center", bbox={"fc": "white", "ec": "none", "pad": 0.5})  # fmt: skip
     ax.set_xlabel("2θ (degrees)")
     ax.set_ylabel("counts")
     ax.set_title(title)
