@@ -12,6 +12,8 @@ session from a measured scan to a ranked symmetry and a refinement::
     model.predict(scan, top=3)[0].crystal_systems                  # [("cubic", 0.5), ...]
     model.save("symmetry.h5")                                      # arrays + JSON, no pickle
     report = xtal.refine_bbo("Y2O3.xy", "Y2O3.cif", "INST_XRY.PRM", "y2o3-bbo/", trials=50)
+    mix = xtal.identify_phases(xtal.read_scan("mix.xrdml"), xtal.load_candidates(["refs/"]))
+    [(p.formula, p.weight_fraction) for p in mix.best.phases]     # [("NiO", 0.60), ...]
 
 Names are imported on first use, so ``import xtal_cli`` stays fast. The physics core (pseudo-Voigt,
 TCH and Caglioti widths, the Kα doublet, FCJ asymmetry) is :mod:`xtal_cli.xrd.lineshape`; see
@@ -50,6 +52,13 @@ _API = {
     # refinement
     "refine_bbo": "xtal_cli.api:refine_bbo",
     "Space": "xtal_cli.refine.bbo:Space",
+    "RietveldModel": "xtal_cli.refine.engine:RietveldModel",
+    "weight_fractions": "xtal_cli.refine.fractions:weight_fractions",
+    # phase identification
+    "load_candidates": "xtal_cli.identify.candidates:load_candidates",
+    "identify_phases": "xtal_cli.identify.search:identify",
+    "IdentifySettings": "xtal_cli.identify.search:IdentifySettings",
+    "Identification": "xtal_cli.identify.search:Identification",
     # embeddings
     "load_embedder": "xtal_cli.api:load_embedder",
     "Embedder": "xtal_cli.embed.infer:Embedder",

@@ -46,6 +46,8 @@ class Match:
     A: np.ndarray  # fitted reciprocal metric (Rietveld A terms)
     strain: float  # largest relative change of a cell length, signed
     sticks: Sticks | None = None  # the candidate's reflections the fit is of
+    strongest: float = float("nan")  # 2θ of its strongest line in the window (fitted cell)
+    strongest_found: bool = False  # whether a picked peak is there
 
 
 def candidate_sticks(phase, wavelength: float, tt_max: float, polariz: float = 0.5) -> Sticks:
@@ -73,12 +75,14 @@ def positions(st: Sticks, A: np.ndarray) -> np.ndarray:
     return 2 * np.degrees(np.arcsin(np.clip(s, 0, 1)))
 
 
-def _score(pos, rel, strong, picked, tol_at) -> tuple[float, int]:
+def _score(pos, rel, strong, picked, tol_at) -> tuple[float, int, bool]:
+    """(intensity-weighted fraction of strong groups found, how many, strongest found)."""
     if not len(picked) or not strong.any():
-        return 0.0, 0
+        return 0.0, 0, False
     d = np.min(np.abs(pos[strong][:, None] - picked[None, :]), axis=1)
     hit = d <= tol_at(pos[strong])
-    return float(rel[strong][hit].sum() / rel[strong].sum()), int(hit.sum())
+    top = bool(hit[np.argmax(rel[strong])])
+    return float(rel[strong][hit].sum() / rel[strong].sum()), int(hit.sum()), top
 
 
 def match_candidate(
@@ -158,13 +162,15 @@ def match_candidate(
         else:
             break
     A = st.A0 + st.A_basis @ v[:nA]
-    score, n_hit = _score(gpos(A) + v[-1], rel, strong, picked, tol_at)
+    score, n_hit, top = _score(gpos(A) + v[-1], rel, strong, picked, tol_at)
     iso_A = st.A0 / (1 + e) ** 2
-    iso_score, iso_hit = _score(gpos(iso_A) + zero, rel, strong, picked, tol_at)
-    if iso_score > score:  # the least squares may chase a wrong assignment
-        A, score, n_hit, v[-1] = iso_A, iso_score, iso_hit, zero
+    iso = _score(gpos(iso_A) + zero, rel, strong, picked, tol_at)
+    if iso[0] > score:  # the least squares may chase a wrong assignment
+        A, v[-1] = iso_A, zero
+        score, n_hit, top = iso
     change = _signed_change(st.A0, A)
-    return Match(score, int(strong.sum()), n_hit, float(v[-1]), A, change, st)
+    where = float(gpos(A)[strong][np.argmax(rel[strong])] + v[-1]) if strong.any() else math.nan
+    return Match(score, int(strong.sum()), n_hit, float(v[-1]), A, change, st, where, top)
 
 
 def _lengths(A: np.ndarray) -> np.ndarray:

@@ -30,6 +30,11 @@ import numpy as np
 
 from xtal_cli.errors import ParameterError, XtalError
 
+# Lines broader than these are not a crystalline phase's: a candidate refined to them is
+# fitting a hump of the background or the misfit of other phases (amorphous-like).
+MAX_MICROSTRAIN = 20000.0  # 10⁻⁶, i.e. 2 %
+MIN_SIZE_UM = 0.005  # 5 nm
+
 
 @dataclass(frozen=True)
 class IdentifySettings:
@@ -49,7 +54,7 @@ class IdentifySettings:
     """
 
     max_phases: int = 4
-    min_score: float = 0.5
+    min_score: float = 0.35
     min_gain: float = 0.05
     beam: int = 4
     n_refine: int = 4
@@ -331,7 +336,7 @@ def identify(
         raise XtalError("no candidate phases to search")
     if scan.wavelength is None:
         raise XtalError(
-            f"{scan.path}: the file gives no wavelength; pass --wavelength (Å or a tube, e.g. Cu)"
+            f"{scan.path}: the file gives no wavelength; pass --wavelength (Å or a tube, e.g. CuKa)"
         )
     inst = instrument if instrument is not None else default_instrument(scan)
     if limits is None:
@@ -363,6 +368,9 @@ def identify(
             rejected.append(
                 Rejected(cand.name, cand.formula, "no strong reflections in the 2θ range")
             )
+        elif not m.strongest_found and cand.name not in required:
+            why = f"no matching lines: its strongest line (2θ ≈ {m.strongest:.2f}°) is not there"
+            rejected.append(Rejected(cand.name, cand.formula, why))
         elif m.score < cfg.min_score and cand.name not in required:
             rejected.append(
                 Rejected(
@@ -430,6 +438,7 @@ class _Refiner:
         self.limits, self.cfg, self.deadline, self.required = limits, cfg, deadline, required
         self.done: dict[frozenset, Hypothesis | None] = {}
         self.reasons: dict[str, str] = {}
+        self.culprit: dict[frozenset, str] = {}  # the phase that made a refinement fail
 
     def refine(self, names: frozenset) -> Hypothesis | None:
         from xtal_cli.refine.engine import RefinementFailed
@@ -445,11 +454,18 @@ class _Refiner:
             )
             h = Hypothesis(_amounts(model, picks), res.rwp, res.rp, res.gof, res.n_params,
                            chi / base, model)  # fmt: skip
+            for p in h.phases:
+                if p.microstrain > MAX_MICROSTRAIN or p.size_um < MIN_SIZE_UM:
+                    self.culprit[names] = p.name
+                    raise RefinementFailed(
+                        f"{p.name} refined to lines too broad for a crystalline phase "
+                        f"(size {1000 * p.size_um:.0f} nm, microstrain {p.microstrain / 1e4:.1f} %)"
+                    )
         except RefinementFailed as exc:
             if "timed out" in str(exc):
                 raise
-            for n in names:
-                self.reasons.setdefault(n, f"refinement diverged ({exc})")
+            for n in [self.culprit[names]] if names in self.culprit else names:
+                self.reasons.setdefault(n, f"refinement failed ({exc})")
             h = None
         self.done[names] = h
         return h
@@ -459,6 +475,9 @@ class _Refiner:
         limit or its removal raises the Rwp by less than ``min_gain`` (relative)."""
         cfg = self.cfg
         h = self.refine(names)
+        while h is None and names in self.culprit and len(names) > 1:
+            names = names - {self.culprit[names]}  # without the phase that broke it
+            h = self.refine(names)
         while h is not None and len(h.phases) > 1:
             optional = [p for p in h.phases if p.name not in self.required]
             low = [p for p in optional if p.weight_fraction < cfg.detection_limit]
