@@ -12,7 +12,8 @@ Rietveld, and of Dara's pruned tree search):
    least squares, lowers the weighted residual most; growing stops when no phase lowers it by
    ``min_gain`` (relative).
 3. **Rietveld.** The best hypotheses are refined with the native multiphase Rietveld engine
-   (per-phase scale, cell, size and microstrain; shared zero, sample displacement,
+   (per-phase scale, cell, size, microstrain and overall displacement parameter; shared zero,
+   sample displacement,
    background, Gaussian instrument profile), then ranked by Rwp with parsimony: a hypothesis
    that only adds phases to a smaller one must lower its Rwp by ``min_gain`` relative, and a
    phase refined below the ``detection_limit`` is dropped. Weight fractions come from the
@@ -43,35 +44,47 @@ class IdentifySettings:
     max_phases: most phases in one hypothesis.
     min_score: least intensity-weighted fraction of a candidate's strong lines (≥ 5 % of its
         strongest) found among the picked peaks for it to be searched at all.
-    min_gain: least relative decrease of the weighted residual (screening) and of the Rwp
-        (Rietveld) for a hypothesis to take one more phase.
+    min_gain: least relative decrease of the figure of merit (Rwp with the strain factor of
+        :meth:`Hypothesis.merit`) for a refined hypothesis to keep one more phase.
+    screen_gain: least relative decrease of the screening residual (χ² of the profile fit)
+        for the search to try one more phase: permissive, the refinement decides.
     beam: hypotheses kept per size in the screening search.
     n_refine: hypotheses refined with Rietveld.
     detection_limit: weight fraction below which a refined phase is reported as not found.
     max_strain: largest relative change of a candidate's cell lengths.
     max_zero: largest zero shift, degrees 2θ.
     background_terms: Chebyshev background terms.
+    strain_penalty: how much a hypothesis' mean cell strain (relative to max_strain) weighs
+        against its Rwp when hypotheses are compared (:meth:`Hypothesis.merit`).
+    texture: refine March–Dollase preferred orientation of each non-cubic phase along the
+        normal of its strongest line's plane, and for the best hypothesis also along the
+        crystal system's principal axes (kept where it lowers Rwp by TEXTURE_GAIN).
     """
 
     max_phases: int = 4
     min_score: float = 0.35
-    min_gain: float = 0.05
+    min_gain: float = 0.10
+    screen_gain: float = 0.05
     beam: int = 4
     n_refine: int = 4
     detection_limit: float = 0.01
     max_strain: float = 0.03
     max_zero: float = 0.3
     background_terms: int = 10
+    texture: bool = True
+    strain_penalty: float = 0.5
 
     def __post_init__(self):
         if int(self.max_phases) != self.max_phases or not 1 <= self.max_phases <= 8:
             raise ParameterError("max_phases", self.max_phases, "must be an integer 1-8")
-        for name in ("min_score", "min_gain", "detection_limit", "max_strain"):
+        for name in ("min_score", "min_gain", "screen_gain", "detection_limit", "max_strain"):
             if not 0 <= getattr(self, name) < 1:
                 raise ParameterError(name, getattr(self, name), "must be within [0, 1)")
         for name in ("beam", "n_refine"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ParameterError(name, getattr(self, name), "must be a positive integer")
+        if not 0 <= self.strain_penalty <= 10:
+            raise ParameterError("strain_penalty", self.strain_penalty, "must be within 0-10")
         if not 0 <= self.max_zero <= 2:
             raise ParameterError("max_zero", self.max_zero, "must be within 0-2 degrees")
         if (
@@ -97,6 +110,9 @@ class PhaseAmount:
     size_um: float
     microstrain: float
     match_score: float
+    texture_axis: tuple | None = None  # March–Dollase axis (hkl) when texture was refined
+    texture_ratio: float = 1.0
+    cell_strain: float = 0.0  # largest relative change of a cell length from the candidate's
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -113,6 +129,14 @@ class Hypothesis:
     n_params: int
     screening_residual: float
     model: object = field(default=None, repr=False)  # the refined RietveldModel
+    picks: list = field(default_factory=list, repr=False)  # (Candidate, Match) per phase
+
+    def merit(self, cfg: IdentifySettings) -> float:
+        """Rwp × (1 + strain_penalty · mean |cell strain| / max_strain): what hypotheses are
+        compared by. Between references that fit alike (isostructural compounds, a database
+        cell and a measured one), the one that needs less lattice distortion is the likelier."""
+        mean = float(np.mean([abs(p.cell_strain) for p in self.phases])) if self.phases else 0.0
+        return self.rwp * (1 + cfg.strain_penalty * mean / max(cfg.max_strain, 1e-9))
 
     @property
     def formulas(self) -> list[str]:
@@ -218,7 +242,8 @@ class _Screen:
 
 
 def _beam_search(screen: _Screen, names: list[str], required: frozenset, cfg: IdentifySettings):
-    """Hypotheses (frozensets of names) in order of screening residual, grown phase by phase."""
+    """Hypotheses (frozensets of names) in order of screening residual, grown phase by phase
+    while it falls by ``screen_gain`` (a permissive filter: the refinement decides)."""
     start = required
     base, _ = screen.residual(start)
     level = [(base, start)]
@@ -234,15 +259,14 @@ def _beam_search(screen: _Screen, names: list[str], required: frozenset, cfg: Id
                     continue
                 chi_new, scales = screen.residual(new)
                 seen[new] = chi_new
-                if scales.get(n, 0) <= 0 or chi_new > chi * (1 - cfg.min_gain):
+                if scales.get(n, 0) <= 0 or chi_new > chi * (1 - cfg.screen_gain):
                     continue
                 grown.append((chi_new, new))
         if not grown:
             break
         grown.sort(key=lambda t: t[0])
         level = grown[: cfg.beam]
-    ranked = sorted(((c, h) for h, c in seen.items() if h), key=lambda t: t[0])
-    return ranked
+    return sorted(((c, h) for h, c in seen.items() if h), key=lambda t: t[0])
 
 
 # ------------------------------------------------------------------ step 3: Rietveld
@@ -255,8 +279,24 @@ def _stages(n_bg: int, limits):
         Stage("scales", ("scale", "background"), limits=limits, background=("chebyschev", n_bg)),
         Stage("cells", ("zero", "cell")),
         Stage("widths", ("size", "W")),
-        Stage("strain", ("mustrain", "U", "V", "Shift"), cycles=6),
+        Stage("strain", ("mustrain", "U", "V", "Shift", "uover", "po"), cycles=6),
     ]
+
+
+def strongest_plane(model, k: int) -> tuple[int, int, int]:
+    """The hkl (smallest integers) of phase *k*'s strongest calculated line in the range: the
+    first guess of a texture axis, as platelets and needles show their strongest reflections
+    from the planes they lie on (V2O5's 001, calcite-type 104)."""
+    from math import gcd
+
+    b = model.blocks[k]
+    pk = model.peaks(model.values)
+    rows = np.arange(pk["slices"][k].start, pk["slices"][k].start + len(b.hkl))
+    pos, area = pk["pos"][rows], pk["area"][rows]
+    area = np.where((pos >= model.x[0]) & (pos <= model.x[-1]), area / b.mult, 0.0)
+    h = [int(c) for c in b.hkl[int(np.argmax(area))]]
+    g = gcd(gcd(abs(h[0]), abs(h[1])), abs(h[2])) or 1
+    return tuple(c // g for c in h)
 
 
 def _refine_hypothesis(scan, inst, picks: list, limits, cfg: IdentifySettings, deadline):
@@ -272,9 +312,19 @@ def _refine_hypothesis(scan, inst, picks: list, limits, cfg: IdentifySettings, d
     model = RietveldModel(scan.two_theta, scan.counts, phases, inst, sigma=scan.sigma)
     zero = float(np.average([m.zero for _, m in picks]))
     model.set("zero", zero)
+    if cfg.texture:
+        model.set_limits(*limits)
+        for k, ph in enumerate(phases):
+            if ph.crystal_system != "cubic":
+                model.set_texture_axis(k, strongest_plane(model, k))
     timeout = None if deadline is None else max(deadline - time.monotonic(), 1.0)
     result = refine(model, _stages(cfg.background_terms, limits), timeout=timeout)
     return model, result
+
+
+def _strain(cell0, cell) -> float:
+    r = np.asarray(cell[:3]) / np.asarray(cell0[:3]) - 1
+    return float(r[np.argmax(np.abs(r))])
 
 
 def _amounts(model, picks) -> list[PhaseAmount]:
@@ -297,6 +347,9 @@ def _amounts(model, picks) -> list[PhaseAmount]:
                 size_um=model.get(f"{b.prefix}size"),
                 microstrain=model.get(f"{b.prefix}mustrain"),
                 match_score=m.score,
+                texture_axis=b.po_axis,
+                texture_ratio=model.get(f"{b.prefix}po"),
+                cell_strain=_strain(cand.phase.cell, model.cell(k=k)),
             )
         )
     return out
@@ -404,6 +457,8 @@ def identify(
         if h is not None:
             finals[frozenset(p.name for p in h.phases)] = h
     hypotheses = _rank(list(finals.values()), cfg)
+    if hypotheses and cfg.texture:
+        hypotheses[0] = _with_texture(hypotheses[0], deadline)
     in_best = {p.name for p in hypotheses[0].phases} if hypotheses else set()
     for n, (cand, _m) in matched.items():
         if n not in in_best:
@@ -453,7 +508,7 @@ class _Refiner:
                 self.scan, self.inst, picks, self.limits, self.cfg, self.deadline
             )
             h = Hypothesis(_amounts(model, picks), res.rwp, res.rp, res.gof, res.n_params,
-                           chi / base, model)  # fmt: skip
+                           chi / base, model, picks)  # fmt: skip
             for p in h.phases:
                 if p.microstrain > MAX_MICROSTRAIN or p.size_um < MIN_SIZE_UM:
                     self.culprit[names] = p.name
@@ -489,11 +544,26 @@ class _Refiner:
                 names = names - {p.name}
                 h = self.refine(names)
                 continue
+            own = own_lines(h.model)
+            lone = [p for k, p in enumerate(h.phases) if own[k] == 0 and p in optional]
+            if lone:
+                # a phase without a line of its own only re-weights another's peaks (an
+                # isostructural reference, a few-line phase under a main phase's misfit):
+                # drop the one whose removal costs least
+                trials = [(self.refine(names - {p.name}), p) for p in lone]
+                trials = [(t.merit(cfg), p, t) for t, p in trials if t is not None]
+                if trials:
+                    _, p, smaller = min(trials, key=lambda t: t[0])
+                    self.reasons.setdefault(
+                        p.name, "no line of its own: its lines lie under other phases' peaks"
+                    )
+                    names, h = names - {p.name}, smaller
+                    continue
             trials = []
             for p in optional:
                 smaller = self.refine(names - {p.name})
-                if smaller is not None and h.rwp > smaller.rwp * (1 - cfg.min_gain):
-                    trials.append((smaller.rwp, p, smaller))
+                if smaller is not None and h.merit(cfg) > smaller.merit(cfg) * (1 - cfg.min_gain):
+                    trials.append((smaller.merit(cfg), p, smaller))
             if not trials:
                 break
             _, p, smaller = min(trials, key=lambda t: t[0])
@@ -506,15 +576,103 @@ class _Refiner:
         return h
 
 
+# principal texture axes (normals of these planes) tried per crystal system
+TEXTURE_AXES = {
+    "cubic": [],
+    "tetragonal": [(0, 0, 1), (1, 0, 0)],
+    "hexagonal": [(0, 0, 1), (1, 0, 0)],
+    "trigonal": [(0, 0, 1), (1, 0, 0)],
+    "orthorhombic": [(1, 0, 0), (0, 1, 0), (0, 0, 1)],
+    "monoclinic": [(1, 0, 0), (0, 1, 0), (0, 0, 1)],
+    "triclinic": [(1, 0, 0), (0, 1, 0), (0, 0, 1)],
+}
+TEXTURE_GAIN = 0.02  # relative Rwp decrease for one texture parameter to be kept
+TEXTURE_MIN_FRACTION = 0.05  # phases below this weight fraction are left untextured
+
+
+def _with_texture(h: Hypothesis, deadline) -> Hypothesis:
+    """*h* with March–Dollase texture refined for each phase (of at least
+    TEXTURE_MIN_FRACTION) along the principal axis that lowers the Rwp most, where it lowers
+    it by TEXTURE_GAIN relative: platelets and needles are common in powders, and an
+    untextured phase biases its weight fraction."""
+    from xtal_cli.refine.engine import RefinementFailed, Stage, phase_prefix, refine
+
+    best = h
+    for k, ph in enumerate(h.model.phases):
+        if h.phases[k].weight_fraction < TEXTURE_MIN_FRACTION:
+            continue
+        trial_best = None
+        for axis in TEXTURE_AXES.get(ph.crystal_system, []):
+            model = copy.deepcopy(best.model)
+            model.set_texture_axis(k, axis)
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 1.0)
+            try:
+                res = refine(model, [Stage("texture", (f"{phase_prefix(k)}po",))], timeout=timeout)
+            except RefinementFailed as exc:
+                if "timed out" in str(exc):
+                    return best
+                continue
+            if trial_best is None or res.rwp < trial_best[0].rwp:
+                trial_best = (res, model)
+        if trial_best is not None and trial_best[0].rwp < best.rwp * (1 - TEXTURE_GAIN):
+            res, model = trial_best
+            best = Hypothesis(_amounts(model, best.picks), res.rwp, res.rp, res.gof,
+                              res.n_params, best.screening_residual, model, best.picks)  # fmt: skip
+    return best
+
+
+def own_lines(model, strong: float = 0.05, sigmas: float = 3.0, apart: float = 0.5) -> list[int]:
+    """Per phase of a refined multiphase *model*: how many of its strong lines (calculated
+    peak ≥ *strong* × its highest) are its own — no strong line of another phase within
+    *apart* × the local FWHM, more intensity there than all other phases together, and
+    *sigmas* counting σ above the noise. A phase with none only re-weights peaks the others
+    already put there."""
+    from xtal_cli.xrd.lineshape import gsas_tch
+
+    if len(model.phases) == 1:
+        return [1]
+    x = model.x
+    ybg, ytot = model.calc()
+    sigma = np.sqrt(np.maximum(ybg + ytot, 1.0))
+    pk = model.peaks(model.values)
+    fwhm = gsas_tch(pk["sig"], pk["gam"])[0] / 100.0  # centideg → deg
+    lines = []  # per phase: Kα1 positions, FWHMs, calculated heights, strong mask
+    for k, b in enumerate(model.blocks):
+        rows = np.arange(pk["slices"][k].start, pk["slices"][k].start + len(b.hkl))
+        pos, fw = pk["pos"][rows], fwhm[rows]
+        yk = model.phase_pattern(k)
+        inside = (pos >= x[0]) & (pos <= x[-1])
+        height = np.where(inside, np.interp(pos, x, yk), 0.0)
+        top = height.max() if len(height) else 0.0
+        lines.append((pos, fw, height, inside & (height >= strong * top) & (top > 0), yk))
+    out = []
+    for k, (pos, fw, height, is_strong, yk) in enumerate(lines):
+        if not is_strong.any():
+            out.append(0)
+            continue
+        others = np.concatenate([p[s] for j, (p, _f, _h, s, _y) in enumerate(lines) if j != k])
+        near = (
+            np.min(np.abs(pos[:, None] - others[None, :]), axis=1) <= apart * fw
+            if len(others)
+            else np.zeros(len(pos), bool)
+        )
+        rest = np.interp(pos, x, ytot - yk)
+        noise = np.interp(pos, x, sigma)
+        own = is_strong & ~near & (height > rest) & (height > sigmas * noise)
+        out.append(int(own.sum()))
+    return out
+
+
 def _rank(hyps: list[Hypothesis], cfg: IdentifySettings) -> list[Hypothesis]:
     """Order by Rwp, except that a hypothesis holding all the phases of a smaller one (and
     more) goes after it unless it beats its Rwp by ``min_gain`` (relative)."""
-    hyps = sorted(hyps, key=lambda h: h.rwp)
+    hyps = sorted(hyps, key=lambda h: h.merit(cfg))
     out: list[Hypothesis] = []
     for h in hyps:
         names = {p.name for p in h.phases}
         if not any(
-            {p.name for p in o.phases} < names and h.rwp > o.rwp * (1 - cfg.min_gain) for o in hyps
+            {p.name for p in o.phases} < names and h.merit(cfg) > o.merit(cfg) * (1 - cfg.min_gain)
+            for o in hyps
         ):
             out.append(h)
     return out + [h for h in hyps if h not in out]

@@ -32,7 +32,10 @@ Several phases share one pattern, instrument, zero, sample position and backgrou
 has its own scale, cell, atoms and isotropic size/microstrain broadening (GSAS-II's Lorentzian
 defaults, refinable). The first phase's parameters keep their plain names (``scale``, ``A0``,
 ``Uiso:0``, ...), so a single-phase model is unchanged; phase *k* ≥ 1 prefixes them ``k/``
-(``1/scale``, ``1/A0``). Groups (``scale``, ``cell``, ``size``, ...) switch on every phase's.
+(``1/scale``, ``1/A0``). Groups (``scale``, ``cell``, ``size``, ``mustrain``, ``po``,
+``uover``: an overall displacement parameter added to all of a phase's sites) switch on
+every phase's. ``po`` is the March–Dollase ratio of a phase's texture axis
+(:meth:`RietveldModel.set_texture_axis`), averaged over each reflection's equivalents.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ from xtal_cli.xrd import lineshape
 SIZE_UM = 1.0  # GSAS-II default isotropic crystallite size (µm)
 MUSTRAIN = 1000.0  # GSAS-II default isotropic microstrain (10⁻⁶)
 SIZE_MIN, SIZE_MAX = 0.002, 50.0  # µm, bounds of a refined size
+PO_MIN, PO_MAX = 0.3, 3.0  # March–Dollase r: beyond these a texture is not a powder's
+UOVER_MAX = 0.05  # Å², largest overall displacement parameter added to a phase's sites
 SAMPLE_POSITION = ("Shift", "Transparency", "DisplaceX", "DisplaceY")  # BB pair, DS pair
 ROUGHNESS = ("SurfRoughA", "SurfRoughB")  # Suortti surface roughness (Bragg–Brentano)
 INSTRUMENT_PARAMS = ("zero", *SAMPLE_POSITION, *ROUGHNESS, "U", "V", "W", "X", "Y", "SH/L")
@@ -144,6 +149,42 @@ class _PhaseBlock:
         self.Hb = self.H @ phase.A_basis  # (nrefl, nA)
         self.f2_key = None
         self.f2_val = None
+        self.po_axis = None  # March–Dollase axis (hkl of the plane normal) or None
+        self._po_cos2 = None  # (nrefl, max multiplicity) cos² of each equivalent to the axis
+
+    def set_po_axis(self, axis) -> None:
+        """Texture along the normal of plane *axis* (hkl); None: no texture. March–Dollase
+        averages over every equivalent of a reflection, so the angles are kept per member."""
+        if axis is None:
+            self.po_axis, self._po_cos2 = None, None
+            return
+        a = np.asarray(axis, dtype=float)
+        A = self.phase.A0
+        g = np.array(
+            [[A[0], A[3] / 2, A[4] / 2], [A[3] / 2, A[1], A[5] / 2], [A[4] / 2, A[5] / 2, A[2]]]
+        )
+        rots = np.concatenate([self.phase.rotations, -self.phase.rotations]).astype(int)
+        m = int(self.mult.max())
+        cos2 = np.full((len(self.hkl), m), np.nan)
+        aa = a @ g @ a
+        for i, h in enumerate(self.hkl):
+            orbit = np.unique(h @ rots, axis=0).astype(float)
+            dots = orbit @ g @ a
+            norms = np.einsum("ij,jk,ik->i", orbit, g, orbit)
+            cos2[i, : len(orbit)] = dots**2 / (norms * aa)
+        self.po_axis, self._po_cos2 = tuple(int(c) for c in axis), np.clip(cos2, 0.0, 1.0)
+
+    def texture(self, r: float) -> tuple[np.ndarray, np.ndarray]:
+        """March–Dollase factor P(r) per reflection and d ln P / dr (1 and 0 without an axis)."""
+        n = len(self.hkl)
+        if self._po_cos2 is None:
+            return np.ones(n), np.zeros(n)
+        c2 = self._po_cos2
+        t = r * r * c2 + (1.0 - c2) / r
+        f = t**-1.5
+        df = -1.5 * t**-2.5 * (2 * r * c2 - (1.0 - c2) / (r * r))
+        P = np.nanmean(f, axis=1)
+        return P, np.nanmean(df, axis=1) / P
 
     def names(self) -> list[str]:
         p, names = self.prefix, []
@@ -151,7 +192,7 @@ class _PhaseBlock:
         for i, site in enumerate(self.phase.sites):
             names += [f"{p}xyz:{i}:{j}" for j in range(site.basis.shape[1])]
             names.append(f"{p}Uiso:{i}")
-        return names + [f"{p}size", f"{p}mustrain"]
+        return names + [f"{p}size", f"{p}mustrain", f"{p}po", f"{p}Uover"]
 
 
 @dataclass
@@ -229,6 +270,7 @@ class RietveldModel:
             p = b.prefix
             v[ix[f"{p}scale"]] = 1.0
             v[ix[f"{p}size"]], v[ix[f"{p}mustrain"]] = SIZE_UM, MUSTRAIN
+            v[ix[f"{p}po"]] = 1.0
             for i, site in enumerate(b.phase.sites):
                 v[ix[f"{p}Uiso:{i}"]] = site.uiso
         v[ix["bg0"]] = 1.0
@@ -268,6 +310,8 @@ class RietveldModel:
             "uiso": [n for n, b in base if b.startswith("Uiso:")],
             "size": [n for n, b in base if b == "size"],
             "mustrain": [n for n, b in base if b == "mustrain"],
+            "po": [n for n, b in base if b == "po"],
+            "uover": [n for n, b in base if b == "Uover"],
         }
         for w in what:
             names = groups.get(w, [w] if w in self.layout.index else None)
@@ -276,6 +320,11 @@ class RietveldModel:
             for n in names:
                 if n not in self.free and n not in self.held:
                     self.free.append(n)
+
+    def set_texture_axis(self, k: int, axis) -> None:
+        """March–Dollase preferred orientation of phase *k* along the normal of plane *axis*
+        (hkl, e.g. (0, 0, 1)); its ratio ``po`` (``k/po``, 1 = none) is then refinable."""
+        self.blocks[k].set_po_axis(axis)
 
     def get(self, name: str) -> float:
         return float(self.values[self.layout.index[name]])
@@ -297,7 +346,8 @@ class RietveldModel:
             pxyz.append(q)
             xyz.append(site.xyz + site.basis @ q if len(q) else site.xyz.copy())
             uiso.append(v[ix[f"{p}Uiso:{i}"]])
-        return pA, xyz, np.array(uiso), pxyz
+        # the overall displacement parameter adds to every site's (FullProf's Bover, in U)
+        return pA, xyz, np.array(uiso) + v[ix[f"{p}Uover"]], pxyz
 
     def _f2(self, b: _PhaseBlock, xyz, uiso, derivatives):
         key = (tuple(np.concatenate(xyz).round(12)), tuple(uiso.round(12)))
@@ -352,13 +402,14 @@ class RietveldModel:
         lp = lorentz * ((1 - self.inst.polariz) * c2t**2 + self.inst.polariz)
         rough = self._roughness(v, th)
         scale = v[ix[f"{p}scale"]]
-        area = scale * b.mult * F2 * lp * rough
+        po, dlnpo = b.texture(float(v[ix[f"{p}po"]]))
+        area = scale * b.mult * F2 * lp * rough * po
         n = len(pos)
         pk = {
             "pos": pos, "sig": sig, "gam": gam, "area": area, "tth": tth, "lp": lp,
             "dQ": np.degrees(lam / (2 * np.sqrt(Q) * cos)),  # d(2θ)/dQ in degrees
             "ratio": np.ones(n), "refl": np.arange(n), "dpos": np.ones(n), "rough": rough,
-            "mult": b.mult.astype(float), "scale": np.full(n, scale),
+            "mult": b.mult.astype(float), "scale": np.full(n, scale), "po": po, "dlnpo": dlnpo,
         }  # fmt: skip
         if self.inst.lam2:
             # every reflection keeps its Kα2 peak (one beyond the scan draws nothing), so the
@@ -416,7 +467,7 @@ class RietveldModel:
         th = np.radians(pk["tth"] / 2)
         tan, cos = np.tan(th), np.cos(th)
         refl = pk["refl"]
-        base = pk["scale"] * pk["ratio"] * pk["mult"] * pk["lp"] * pk["rough"]
+        base = pk["scale"] * pk["ratio"] * pk["mult"] * pk["lp"] * pk["rough"] * pk["po"]
         ishl = -1
         for p, name in enumerate(free):
             k, bare = split_name(name)
@@ -447,6 +498,10 @@ class RietveldModel:
                 Cgam[r, p] = -1.8 * self.inst.lam1 / (math.pi * size * size * cos[r])
             elif bare == "mustrain":
                 Cgam[r, p] = 0.018 * tan[r] / math.pi
+            elif bare == "po":
+                Carea[r, p] = pk["area"][r] * pk["dlnpo"][r]
+            elif bare == "Uover":
+                Carea[r, p] = base[r] * pk["dF2"][k][1][refl[r], :].sum(axis=1)
             elif bare.startswith("A"):
                 a = int(bare[1:])
                 Cpos[r, p] = pk["dQ"][r] * self.blocks[k].Hb[refl[r], a]
@@ -672,6 +727,12 @@ class RietveldModel:
             i, j = ix[f"{b.prefix}size"], ix[f"{b.prefix}mustrain"]
             v[i] = min(max(v[i], SIZE_MIN), SIZE_MAX)
             v[j] = max(v[j], 0.0)
+            k = ix[f"{b.prefix}po"]
+            v[k] = min(max(v[k], PO_MIN), PO_MAX)
+            # no site's effective Uiso below zero through the overall term
+            k = ix[f"{b.prefix}Uover"]
+            lowest = min((site.uiso for site in b.phase.sites), default=0.0)
+            v[k] = min(max(v[k], -lowest), UOVER_MAX)
 
     def _wild(self, v, vn) -> bool:
         """A trial step that more than triples a peak's width (FWHM + asymmetric extent) or moves
