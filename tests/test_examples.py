@@ -78,3 +78,16 @@ def test_notebook_session(tmp_path):
     done = _run([sys.executable, str(EXAMPLES / "notebook_session.py"), str(out)], tmp_path)
     assert (out / "symmetry.h5").is_file() and (out / "y2o3-bbo" / "report.json").is_file()
     assert "Rwp" in done.stdout and "cubic" in done.stdout
+
+
+def test_identify_mixture(tmp_path):
+    out = tmp_path / "mix"
+    done = _run([sys.executable, str(EXAMPLES / "identify_mixture.py"), str(out)], tmp_path)
+    assert (out / "phases" / "mix" / "report.json").is_file()
+    assert (out / "phases" / "mix" / "rietveld.png").is_file()
+    found = {}
+    for line in done.stdout.splitlines()[1:]:
+        formula, _, wt, *_ = line.split()
+        found[formula] = float(wt)
+    assert set(found) == {"TiO2", "ZnO"}, done.stdout  # no other bundled phase reported
+    assert abs(found["TiO2"] - 35.0) < 2 and abs(found["ZnO"] - 65.0) < 2, done.stdout

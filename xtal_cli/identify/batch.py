@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.identify import report
+from xtal_cli.parallel import parallel_backend
 
 
 @dataclass
@@ -93,42 +93,6 @@ def answer_scan(path: Path, folder: Path, job: ScanJob) -> dict:
         reason = f"internal error ({type(exc).__name__}: {text[:300]}); please report it"
         return report.failure_record(str(path), folder, f"{path}: {reason}")
     return report.record_from_report(doc, folder)
-
-
-@contextmanager
-def parallel_backend(backend: str, scheduler: str | None, jobs: int):
-    """joblib's backend for the batch: local processes (loky) or a dask cluster (a local one
-    of *jobs* workers, or the one at *scheduler*)."""
-    import joblib
-
-    client = None
-    if backend == "dask":
-        try:
-            from dask.distributed import Client
-        except ImportError:
-            raise ParameterError(
-                "backend",
-                "dask",
-                "needs dask.distributed; install it with pip install 'xtal[dask]'",
-            ) from None
-        try:
-            client = (
-                Client(scheduler, timeout="20s")
-                if scheduler
-                else Client(processes=True, n_workers=jobs, threads_per_worker=1)
-            )
-        except OSError as exc:
-            raise XtalError(f"cannot reach the dask scheduler {scheduler}: {exc}") from None
-    elif backend != "loky":
-        raise ParameterError("backend", backend, "use loky or dask")
-    elif scheduler:
-        raise ParameterError("scheduler", scheduler, "is for --backend dask")
-    try:
-        with joblib.parallel_config(backend=backend):
-            yield
-    finally:
-        if client is not None:
-            client.close()
 
 
 def identify_batch(

@@ -45,8 +45,6 @@ def scan_folders(paths: list[Path]) -> list[str]:
 def phase_cifs(hypothesis, meta: dict | None = None) -> dict[str, str]:
     """File name -> CIF text of each refined phase of *hypothesis* (its refined cell and sites
     with esds, in the candidate's own setting)."""
-    import copy
-
     from xtal_cli.refine.report import cif_text, with_esd
 
     model = hypothesis.model
@@ -57,12 +55,11 @@ def phase_cifs(hypothesis, meta: dict | None = None) -> dict[str, str]:
         wt = with_esd(100 * amount.weight_fraction, 100 * amount.weight_fraction_esd)
         lines.update({"phase": amount.name, "weight fraction": f"{wt} wt %",
                       "candidate": amount.source})  # fmt: skip
-        phase = copy.copy(model.phases[k])
-        phase.name = safe_name(amount.name)  # the data block name: no spaces
-        text = cif_text(phase, model.cell(k=k), model.sites(esds, k=k), model.cell_esd(k=k), lines)
-        _, _, rest = text.partition("\n")  # cif_text names refine-bbo on its first line
-        text = f"# refined by xtal identify-phases (multiphase Rietveld)\n{rest}"
-        name = phase.name + ".cif"
+        phase = model.phases[k]
+        block = safe_name(amount.name)
+        text = cif_text(phase, model.cell(k=k), model.sites(esds, k=k), model.cell_esd(k=k),
+                        lines, program="identify-phases", block=block)  # fmt: skip
+        name = block + ".cif"
         while name in out:
             name = name[:-4] + "_.cif"
         out[name] = text
@@ -95,7 +92,7 @@ def write_scan_outputs(folder: Path, ident, run: dict) -> dict:
 
     *run* describes the run (settings, candidates, version), stored with the answer.
     """
-    from xtal_cli.refine.report import write_json
+    from xtal_cli.refine.report import atomic_write, write_json
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -108,25 +105,10 @@ def write_scan_outputs(folder: Path, ident, run: dict) -> dict:
         meta = {"scan": Path(ident.scan).name, "Rwp": f"{best.rwp:.3f} %", "GOF": f"{best.gof:.3f}"}
         cifs = phase_cifs(best, meta)
         for name, text in cifs.items():
-            _write_text(folder / name, text)
+            atomic_write(folder / name, text)
         doc["files"] = {"plot": PLOT, "cifs": list(cifs)}
     write_json(folder / REPORT, doc)
     return doc
-
-
-def _write_text(path: Path, text: str) -> None:
-    import os
-    import tempfile
-
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def read_report(folder: Path) -> dict | None:

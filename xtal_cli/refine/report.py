@@ -14,12 +14,22 @@ from pathlib import Path
 import numpy as np
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _umask_mode() -> int:
+    """The mode a plain new file gets (0666 less the umask): mkstemp's files are 0600, which
+    others on a shared beamline disk could not read."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write *text* to *path* through a temporary file and a rename: never half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -33,6 +43,7 @@ def _atomic_fig(fig, path: Path) -> None:
     os.close(fd)
     try:
         fig.savefig(tmp, dpi=120, format="png")
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -72,13 +83,28 @@ def _symop_string(R, t) -> str:
     return ", ".join(out)
 
 
-def cif_text(phase, cell, sites, cell_esd=None, meta: dict | None = None) -> str:
-    """A CIF of the refined structure in the setting of the input (symmetry operators listed)."""
+def cif_text(
+    phase,
+    cell,
+    sites,
+    cell_esd=None,
+    meta: dict | None = None,
+    *,
+    program: str = "refine-bbo",
+    block: str | None = None,
+) -> str:
+    """A CIF of the refined structure in the setting of the input (symmetry operators listed);
+    *program* names the xtal command in the header, *block* the data block (default: the
+    phase's name with anything but letters, digits and ``._-`` replaced: CIF names have no
+    spaces)."""
+    import re
+
     cell_esd = cell_esd or (0,) * 6
-    lines = [f"# refined by xtal refine-bbo from {Path(phase.path).name}"]
+    lines = [f"# refined by xtal {program} from {Path(phase.path).name}"]
     for k, v in (meta or {}).items():
         lines.append(f"# {k}: {v}")
-    lines += [f"data_{phase.name}", ""]
+    block = block or re.sub(r"[^A-Za-z0-9._-]+", "_", phase.name).strip("_") or "phase"
+    lines += [f"data_{block}", ""]
     names = ("a", "b", "c", "alpha", "beta", "gamma")
     for i, n in enumerate(names):
         key = f"_cell_length_{n}" if i < 3 else f"_cell_angle_{n}"
@@ -109,11 +135,11 @@ def cif_text(phase, cell, sites, cell_esd=None, meta: dict | None = None) -> str
 
 
 def write_cif(path, phase, cell, sites, cell_esd=None, meta=None) -> None:
-    _atomic_write(Path(path), cif_text(phase, cell, sites, cell_esd, meta))
+    atomic_write(Path(path), cif_text(phase, cell, sites, cell_esd, meta))
 
 
 def write_json(path, data: dict) -> None:
-    _atomic_write(Path(path), json.dumps(data, indent=2, default=_json_default) + "\n")
+    atomic_write(Path(path), json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(obj):
@@ -127,7 +153,7 @@ def _json_default(obj):
 
 
 def write_csv(path, frame) -> None:
-    _atomic_write(Path(path), frame.to_csv(index=False))
+    atomic_write(Path(path), frame.to_csv(index=False))
 
 
 def plot_rietveld(path, model, title: str = "") -> None:

@@ -252,7 +252,9 @@ def _compute(items, starts, settings, chunk_size, jobs, backend, scheduler):
     """(start, results) of the chunks beginning at *starts*, in order, from *jobs* workers."""
     if not starts:
         return
-    with _parallel_backend(backend, scheduler, jobs):
+    from xtal_cli.parallel import parallel_backend
+
+    with parallel_backend(backend, scheduler, jobs):
         parallel = joblib.Parallel(n_jobs=jobs, return_as="generator")
         yield from zip(
             starts,
@@ -261,50 +263,6 @@ def _compute(items, starts, settings, chunk_size, jobs, backend, scheduler):
                 for s in starts
             ),
         )
-
-
-DASK_CONNECT_TIMEOUT = "20s"  # how long to wait for a --scheduler before giving up
-
-
-class _parallel_backend:
-    """joblib's backend: local processes (loky) or a dask cluster at *scheduler*."""
-
-    def __init__(self, backend: str, scheduler: str | None, jobs: int):
-        self.backend, self.scheduler, self.jobs = backend, scheduler, jobs
-        self.client = self.config = None
-
-    def __enter__(self):
-        if self.backend == "dask":
-            try:
-                from dask.distributed import Client
-            except ImportError:
-                raise ParameterError(
-                    "backend",
-                    "dask",
-                    "needs dask.distributed; install it with pip install 'xtal[dask]'",
-                ) from None
-            try:
-                self.client = (
-                    Client(self.scheduler, timeout=DASK_CONNECT_TIMEOUT)
-                    if self.scheduler
-                    else Client(processes=True, n_workers=self.jobs, threads_per_worker=1)
-                )
-            except OSError as exc:
-                raise XtalError(
-                    f"cannot reach the dask scheduler {self.scheduler}: {exc}"
-                ) from None
-            self.config = joblib.parallel_config(backend="dask")
-        elif self.backend == "loky":
-            self.config = joblib.parallel_config(backend="loky")
-        else:
-            raise ParameterError("backend", self.backend, "use loky or dask")
-        self.config.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self.config.__exit__(*exc)
-        if self.client is not None:
-            self.client.close()
 
 
 def _assemble(results, items, settings: SimulationSettings, extra_attrs: dict) -> PatternSet:
