@@ -190,7 +190,7 @@ def test_unreachable_dask_scheduler_is_one_clear_line(
     tmp_path, small_structures, invoke, monkeypatch
 ):
     pytest.importorskip("dask.distributed")
-    monkeypatch.setattr("xtal_cli.xrd.simulate.DASK_CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("xtal_cli.parallel.DASK_CONNECT_TIMEOUT", "1s")
     small_structures["Si"].to(filename=str(tmp_path / "Si.cif"))
     result = invoke(
         "simulate", tmp_path / "Si.cif", "-o", tmp_path / "x.h5", "-q",
