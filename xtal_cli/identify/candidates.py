@@ -62,18 +62,22 @@ def candidate_from_item(item) -> Candidate:
     cannot be read raises :class:`XtalError` naming its source."""
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from xtal_cli.io.structures import load_structure
+    from xtal_cli.io.structures import StructureItem, load_structure
     from xtal_cli.refine.phases import phase_from_cif
 
+    own = None
+    if item.kind == "cif_file":  # read once: for the structure and for its own setting
+        try:
+            own = Path(item.payload).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            why = exc.strerror
+            raise XtalError(f"{item.source}: candidate CIF cannot be read ({why})") from None
+        item = StructureItem(item.id, "cif_text", own, item.source, item.meta)
     try:
         structure = load_structure(item)
     except ValueError as exc:
         raise XtalError(f"{item.source}: candidate structure cannot be read ({exc})") from None
-    text = None
-    if item.kind == "cif_file":
-        own = Path(item.payload).read_text(encoding="utf-8", errors="replace")
-        if _states_symmetry(own):
-            text = own
+    text = own if own is not None and _states_symmetry(own) else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

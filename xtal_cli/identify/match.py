@@ -53,6 +53,7 @@ class Match:
 def candidate_sticks(phase, wavelength: float, tt_max: float, polariz: float = 0.5) -> Sticks:
     """Reflections of a :class:`~xtal_cli.refine.phases.Phase` up to *tt_max* (+3° of room for
     a cell that grows) with their powder intensities."""
+    from xtal_cli.refine.engine import lorentz_polarisation
     from xtal_cli.refine.phases import hkl_terms
     from xtal_cli.refine.scattering import StructureFactors
 
@@ -64,9 +65,7 @@ def candidate_sticks(phase, wavelength: float, tt_max: float, polariz: float = 0
     F2, _, _ = sf.compute(
         [site.xyz for site in phase.sites], np.array([st.uiso for st in phase.sites])
     )
-    th = np.arcsin(np.clip(wavelength * s, 0, 0.999999))
-    lp = (1 - polariz) * np.cos(2 * th) ** 2 + polariz
-    lp = lp / (np.sin(th) ** 2 * np.cos(th))
+    lp = lorentz_polarisation(np.arcsin(np.clip(wavelength * s, 0, 0.999999)), polariz)
     return Sticks(H, phase.A0.copy(), phase.A_basis, mult * F2 * lp, wavelength)
 
 
@@ -183,6 +182,11 @@ def _length_change(A0, A) -> float:
     return float(np.max(np.abs(_lengths(A) / _lengths(A0) - 1)))
 
 
-def _signed_change(A0, A) -> float:
-    r = _lengths(A) / _lengths(A0) - 1
+def signed_length_change(cell0, cell) -> float:
+    """The largest relative change of a cell length from *cell0* to *cell*, with its sign."""
+    r = np.asarray(cell[:3]) / np.asarray(cell0[:3]) - 1
     return float(r[np.argmax(np.abs(r))])
+
+
+def _signed_change(A0, A) -> float:
+    return signed_length_change(_lengths(A0), _lengths(A))

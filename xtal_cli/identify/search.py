@@ -287,15 +287,22 @@ def _stages(n_bg: int, limits):
     ]
 
 
-def strongest_plane(model, k: int) -> tuple[int, int, int]:
+def _kalpha1_rows(model, pk, k: int) -> np.ndarray:
+    """Rows of *pk* (``model.peaks``) holding phase *k*'s Kα1 peaks, one per reflection."""
+    start = pk["slices"][k].start
+    return np.arange(start, start + len(model.blocks[k].hkl))
+
+
+def strongest_plane(model, k: int, pk=None) -> tuple[int, int, int]:
     """The hkl (smallest integers) of phase *k*'s strongest calculated line in the range: the
     first guess of a texture axis, as platelets and needles show their strongest reflections
-    from the planes they lie on (V2O5's 001, calcite-type 104)."""
+    from the planes they lie on (V2O5's 001, calcite-type 104). *pk*: ``model.peaks`` if at
+    hand."""
     from math import gcd
 
     b = model.blocks[k]
-    pk = model.peaks(model.values)
-    rows = np.arange(pk["slices"][k].start, pk["slices"][k].start + len(b.hkl))
+    pk = model.peaks(model.values) if pk is None else pk
+    rows = _kalpha1_rows(model, pk, k)
     pos, area = pk["pos"][rows], pk["area"][rows]
     area = np.where((pos >= model.x[0]) & (pos <= model.x[-1]), area / b.mult, 0.0)
     h = [int(c) for c in b.hkl[int(np.argmax(area))]]
@@ -322,9 +329,10 @@ def _refine_hypothesis(
     model.set("zero", zero)
     if cfg.texture:
         model.set_limits(*limits)
+        pk = model.peaks(model.values)  # texture starts at r = 1: axes change no peak here
         for k, ph in enumerate(phases):
             if ph.crystal_system != "cubic":
-                model.set_texture_axis(k, strongest_plane(model, k))
+                model.set_texture_axis(k, strongest_plane(model, k, pk))
     if start is not None:
         _copy_values(start, model)
     timeout = None if deadline is None else max(deadline - time.monotonic(), 1.0)
@@ -354,12 +362,8 @@ def _copy_values(src, dst) -> None:
             dst.set(name, src.get(other))
 
 
-def _strain(cell0, cell) -> float:
-    r = np.asarray(cell[:3]) / np.asarray(cell0[:3]) - 1
-    return float(r[np.argmax(np.abs(r))])
-
-
 def _amounts(model, picks) -> list[PhaseAmount]:
+    from xtal_cli.identify.match import signed_length_change
     from xtal_cli.refine.fractions import weight_fractions
 
     w, esd = weight_fractions(model)
@@ -381,7 +385,7 @@ def _amounts(model, picks) -> list[PhaseAmount]:
                 match_score=m.score,
                 texture_axis=b.po_axis,
                 texture_ratio=model.get(f"{b.prefix}po"),
-                cell_strain=_strain(cand.phase.cell, model.cell(k=k)),
+                cell_strain=signed_length_change(cand.phase.cell, model.cell(k=k)),
             )
         )
     return out
@@ -479,7 +483,6 @@ def identify(
     cols = {n: _profile(m.sticks, m.A, m.zero, x, fwhm, ka2) for n, (_c, m) in matched.items()}
     screen = _Screen(x, y, cols, cfg.background_terms)
     ranked = _beam_search(screen, sorted(matched), frozenset(required), cfg)
-    base, _ = screen.residual(frozenset())
 
     # 3. Rietveld on the best few, each pruned by backward elimination
     refiner = _Refiner(scan, inst, matched, screen, (lo, hi), cfg, deadline, required)
@@ -682,8 +685,8 @@ def own_lines(model, strong: float = 0.05, sigmas: float = 3.0, apart: float = 0
     pk = model.peaks(model.values)
     fwhm = gsas_tch(pk["sig"], pk["gam"])[0] / 100.0  # centideg → deg
     lines = []  # per phase: Kα1 positions, FWHMs, calculated heights, strong mask
-    for k, b in enumerate(model.blocks):
-        rows = np.arange(pk["slices"][k].start, pk["slices"][k].start + len(b.hkl))
+    for k in range(len(model.blocks)):
+        rows = _kalpha1_rows(model, pk, k)
         pos, fw = pk["pos"][rows], fwhm[rows]
         yk = model.phase_pattern(k)
         inside = (pos >= x[0]) & (pos <= x[-1])

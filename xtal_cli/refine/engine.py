@@ -122,6 +122,13 @@ class Result:
         }
 
 
+def lorentz_polarisation(th, polariz: float):
+    """Lp = 1 / (2 sin²θ cosθ) · ((1 − P) cos²2θ + P): the powder Lorentz factor and GSAS-II's
+    polarisation at azimuth 0 (P, the instrument file's Polariz., carries the monochromator)."""
+    sinth, cos = np.sin(th), np.cos(th)
+    return ((1 - polariz) * np.cos(2 * th) ** 2 + polariz) / (2 * sinth**2 * cos)
+
+
 def split_name(name: str) -> tuple[int, str]:
     """(phase index, plain name) of a parameter name: ``"1/A0"`` → ``(1, "A0")``; names without
     a prefix belong to phase 0 or are shared."""
@@ -397,9 +404,7 @@ class RietveldModel:
         sample = 1.8 * lam / (math.pi * size * cos) + 0.018 * strain * tan / math.pi
         # GSAS-II's γ = X / cosθ + Y tanθ, the shared X tanθ + Y / cosθ with X and Y swapped
         gam = lineshape.lorentzian_fwhm(th, v[ix["Y"]], v[ix["X"]]) + self.inst.Z + sample
-        lorentz = 1.0 / (2 * sinth**2 * cos)
-        c2t = np.cos(2 * th)
-        lp = lorentz * ((1 - self.inst.polariz) * c2t**2 + self.inst.polariz)
+        lp = lorentz_polarisation(th, self.inst.polariz)
         rough = self._roughness(v, th)
         scale = v[ix[f"{p}scale"]]
         po, dlnpo = b.texture(float(v[ix[f"{p}po"]]))
