@@ -91,3 +91,15 @@ def test_identify_mixture(tmp_path):
         found[formula] = float(wt)
     assert set(found) == {"TiO2", "ZnO"}, done.stdout  # no other bundled phase reported
     assert abs(found["TiO2"] - 35.0) < 2 and abs(found["ZnO"] - 65.0) < 2, done.stdout
+
+
+def test_cluster_oxides(tmp_path):
+    out = tmp_path / "clusters"
+    done = _run(["bash", str(EXAMPLES / "cluster_oxides.sh"), str(out)], tmp_path)
+    records = json.loads((out / "clusters.json").read_text())
+    assert [r["cluster"] for r in records] == [1, 2, 3, 4]
+    assert records[0]["band_gap_mean"] > records[-1]["band_gap_mean"]
+    report = json.loads((out / "clusters" / "report.json").read_text())
+    assert report["n_materials"] > 50 and "z_space_clusters" in report["held_out_r2"]
+    assert (out / "clusters" / "zspace_map.png").is_file()
+    assert "held-out R²" in done.stderr  # the summary is shown

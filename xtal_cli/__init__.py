@@ -14,6 +14,7 @@ session from a measured scan to a ranked symmetry and a refinement::
     report = xtal.refine_bbo("Y2O3.xy", "Y2O3.cif", "INST_XRY.PRM", "y2o3-bbo/", trials=50)
     mix = xtal.identify_phases(xtal.read_scan("mix.xrdml"), xtal.load_candidates(["refs/"]))
     [(p.formula, p.weight_fraction) for p in mix.best.phases]     # [("NiO", 0.60), ...]
+    groups = xtal.cluster_by_property(xtal.describe_structures("mp.csv.gz"), "band_gap")
 
 Names are imported on first use, so ``import xtal_cli`` stays fast. The physics core (pseudo-Voigt,
 TCH and Caglioti widths, the Kα doublet, FCJ asymmetry) is :mod:`xtal_cli.xrd.lineshape`; see
@@ -65,6 +66,13 @@ _API = {
     "read_embeddings": "xtal_cli.embed.store:read_embeddings",
     "EmbeddingSet": "xtal_cli.embed.store:EmbeddingSet",
     "open_index": "xtal_cli.embed.search:open_index",
+    # descriptors and property-dependent clusters
+    "describe_structures": "xtal_cli.api:describe_structures",
+    "DescriptorSet": "xtal_cli.describe.store:DescriptorSet",
+    "read_descriptors": "xtal_cli.describe.store:read_descriptors",
+    "cluster_by_property": "xtal_cli.api:cluster_by_property",
+    "ClusterSettings": "xtal_cli.cluster.run:ClusterSettings",
+    "PropertyClusters": "xtal_cli.cluster.zspace:PropertyClusters",
     # errors
     "XtalError": "xtal_cli.errors:XtalError",
     "ParameterError": "xtal_cli.errors:ParameterError",

@@ -269,3 +269,65 @@ def load_embedder(path: str | os.PathLike, device: str = "cpu"):
     from xtal_cli.embed.infer import load_model
 
     return load_model(path, device=device)
+
+
+def describe_structures(
+    structures,
+    *,
+    preset: str = "full",
+    symprec: float = 0.01,
+    jobs: int = 1,
+    output: str | os.PathLike | None = None,
+    resume: bool = False,
+    chunk_size: int = 64,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    on_progress=None,
+):
+    """Composition and structure descriptors (matminer) of *structures* (pymatgen Structures,
+    CIF/CSV/JSON paths or :func:`builtin_structures`), as a
+    :class:`~xtal_cli.describe.store.DescriptorSet`; CSV columns such as ``band_gap`` are carried
+    in ``meta``. *preset* ``full`` includes CrystalNN local environments; ``fast`` leaves them out.
+    With *output* the set is also written (descriptors/1), resumable chunk by chunk."""
+    from xtal_cli.describe.descriptors import DescriptorSettings
+    from xtal_cli.describe.run import run_description
+    from xtal_cli.parallel import worker_count
+
+    return run_description(
+        _items(structures),
+        DescriptorSettings(preset=preset, symprec=symprec),
+        output,
+        jobs=worker_count(jobs),
+        resume=resume,
+        chunk_size=chunk_size,
+        backend=backend,
+        scheduler=scheduler,
+        on_progress=on_progress,
+    )
+
+
+def cluster_by_property(
+    descriptors, properties, *, n_clusters: int = 20, select=(), seed: int = 0, **options
+):
+    """Property-dependent clusters (random-forest leaf encoding) of a
+    :class:`~xtal_cli.describe.store.DescriptorSet` or descriptors/1 file: a
+    :class:`~xtal_cli.cluster.run.ClusterResult` with labels, held-out R^2 (against k-means on
+    the descriptors) and, per cluster, the property's distribution, the distinguishing
+    descriptors and typical materials. *options* go to
+    :class:`~xtal_cli.cluster.run.ClusterSettings` (``n_estimators``, ``min_samples_leaf``,
+    ``test_fraction``, ``top``, ``alpha``)."""
+    from xtal_cli.cluster.run import ClusterSettings, cluster_materials
+    from xtal_cli.describe.store import read_descriptors
+
+    source = "descriptors"
+    if isinstance(descriptors, (str, os.PathLike)):
+        source = str(descriptors)
+        descriptors = read_descriptors(descriptors)
+    if isinstance(properties, str):
+        properties = (properties,)
+    if isinstance(select, str):
+        select = (select,)
+    settings = ClusterSettings(
+        tuple(properties), n_clusters=n_clusters, select=tuple(select), seed=seed, **options
+    )
+    return cluster_materials(descriptors, settings, source=source)

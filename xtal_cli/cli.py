@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "predict_symmetry",
     "refine_bbo",
     "identify_phases",
+    "describe",
+    "cluster",
     "train_embed",
     "embed",
     "neighbors",

@@ -55,6 +55,16 @@ def handle_errors(fn: Callable, flags: Mapping[str, str] | None = None) -> Calla
     return wrapper
 
 
+def print_failures(failures: list[tuple[str, str, str]], output, shown: int = 5) -> None:
+    """The first per-item failures of a batch on stderr, and where the rest are recorded."""
+    for ident, stage, reason in failures[:shown]:
+        err_console.print(f"  failed {ident} ({stage}): {reason}", highlight=False)
+    if len(failures) > shown:
+        err_console.print(
+            f"  ... {len(failures) - shown} more in {output}:/failures", highlight=False
+        )
+
+
 def cli_flags(command: Callable) -> dict[str, str]:
     """Python parameter name -> long flag of a Typer command, read from its signature
     (``two_theta_min`` -> ``--two-theta-min``), so library errors can be shown with flags."""

@@ -10,6 +10,7 @@ from xtal_cli.commands._common import (
     err_console,
     fail,
     handle_errors,
+    print_failures,
     progress_bar,
     worker_count,
 )
@@ -149,10 +150,7 @@ def simulate(
             f"engine {result.attrs['engine']})",
             highlight=False,
         )
-        for ident, stage, reason in result.failures[:5]:
-            err_console.print(f"  failed {ident} ({stage}): {reason}", highlight=False)
-        if n_fail > 5:
-            err_console.print(f"  ... {n_fail - 5} more in {output}:/failures", highlight=False)
+        print_failures(result.failures, output)
     if len(result) == 0:
         fail(no_pattern_message(result.failures, len(items)), code=1)
 

@@ -24,7 +24,14 @@ from xtal_cli import __version__
 from xtal_cli.errors import XtalError
 
 # The versions this code writes and reads. Bump a version when a change breaks old readers.
-LAYOUTS: dict[str, int] = {"patterns": 1, "features": 1, "embeddings": 1, "graphs": 1}
+LAYOUTS: dict[str, int] = {
+    "patterns": 1,
+    "features": 1,
+    "embeddings": 1,
+    "graphs": 1,
+    "descriptors": 1,
+    "clusters": 1,
+}
 
 # Which subcommand writes each kind, for error messages.
 WRITERS: dict[str, str] = {
@@ -32,6 +39,8 @@ WRITERS: dict[str, str] = {
     "features": "xtal featurize",
     "embeddings": "xtal embed",
     "graphs": "xtal train-embed",
+    "descriptors": "xtal describe",
+    "clusters": "xtal cluster",
 }
 
 _STR = h5py.string_dtype(encoding="utf-8")
@@ -104,9 +113,11 @@ def write_column(group: h5py.Group, name: str, values, compress: bool = True) ->
 def write_dense(group: h5py.Group, name: str, values: np.ndarray, dtype=np.float32) -> None:
     """Write a 2-D array chunked by rows and compressed."""
     arr = np.asarray(values, dtype=dtype)
+    if not arr.size:  # nothing to chunk (e.g. a batch where every item failed)
+        group.create_dataset(name, data=arr)
+        return
     chunks = (max(1, min(arr.shape[0], max(1, 2**20 // max(1, arr[0].nbytes)))),) + arr.shape[1:]
-    kw = {"chunks": chunks, "compression": "gzip", "compression_opts": 4} if arr.size else {}
-    group.create_dataset(name, data=arr, **kw)
+    group.create_dataset(name, data=arr, chunks=chunks, compression="gzip", compression_opts=4)
 
 
 def read_column(ds: h5py.Dataset) -> np.ndarray:

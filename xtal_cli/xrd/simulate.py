@@ -12,16 +12,15 @@ uninterrupted runs give identical files.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import joblib
 import numpy as np
 
-from xtal_cli.errors import ParameterError, XtalError
-from xtal_cli.io.h5 import PATTERN_COLUMNS, PatternSet, atomic_path, write_patterns
+from xtal_cli.errors import ParameterError
+from xtal_cli.io.chunks import ChunkFolder, compute_chunks
+from xtal_cli.io.h5 import PATTERN_COLUMNS, PatternSet, write_patterns
 from xtal_cli.io.structures import (
     StructureItem,
     load_structure,
@@ -133,36 +132,15 @@ def _simulate_chunk(items, start: int, settings: SimulationSettings) -> list[dic
     return [simulate_item(item, start + k, settings) for k, item in enumerate(items)]
 
 
-class _Parts:
-    """The folder of finished chunks beside the output, with the settings it was started with."""
+class _Parts(ChunkFolder):
+    """Finished simulation chunks; results encoded as npz arrays ``<k>.<field>`` plus one JSON
+    string of everything else, so reading a chunk back (``--resume``) unpickles nothing."""
 
     def __init__(self, output: Path, settings: SimulationSettings, n_items: int, chunk: int):
-        self.dir = output.with_name(output.name + ".partial.d")
-        self.key = json.dumps(
-            {"settings": settings.fingerprint(), "n_items": n_items, "chunk": chunk}
-        )
+        key = json.dumps({"settings": settings.fingerprint(), "n_items": n_items, "chunk": chunk})
+        super().__init__(output, key)
 
-    def open(self, resume: bool) -> set[int]:
-        manifest = self.dir / "run.json"
-        if self.dir.exists() and resume:
-            if not manifest.exists() or manifest.read_text() != self.key:
-                raise XtalError(
-                    f"{self.dir}: an earlier run with other inputs or settings; rerun with the "
-                    "same options, or without --resume to start again"
-                )
-            return {int(p.stem.split("-")[1]) for p in self.dir.glob("chunk-*.npz")}
-        if self.dir.exists():
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True)
-        manifest.write_text(self.key)
-        return set()
-
-    def path(self, start: int) -> Path:
-        return self.dir / f"chunk-{start:09d}.npz"
-
-    def save(self, start: int, results: list[dict]) -> None:
-        """Arrays as npz entries ``<k>.<field>``, everything else as one JSON string: reading a
-        chunk back (``--resume``) unpickles nothing."""
+    def save_results(self, start: int, results: list[dict]) -> None:
         arrays, records = {}, []
         for k, result in enumerate(results):
             record = {}
@@ -176,21 +154,20 @@ class _Parts:
                     record[key] = value
             records.append(record)
         arrays["records"] = np.array(json.dumps(records, default=_plain))
-        with atomic_path(self.path(start)) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+        self.save(start, arrays)
 
-    def load(self, start: int) -> list[dict]:
-        with np.load(self.path(start), allow_pickle=False) as npz:
-            records = json.loads(str(npz["records"]))
-            for name in npz.files:
-                k, _, key = name.partition(".")
-                if not key:
-                    continue
-                record = records[int(k)]
-                if key == "lattice":
-                    record["labels"]["lattice"] = npz[name]
-                else:
-                    record[key] = npz[name]
+    def load_results(self, start: int) -> list[dict]:
+        arrays = self.load(start)
+        records = json.loads(str(arrays["records"]))
+        for name, value in arrays.items():
+            k, _, key = name.partition(".")
+            if not key:
+                continue
+            record = records[int(k)]
+            if key == "lattice":
+                record["labels"]["lattice"] = value
+            else:
+                record[key] = value
         return records
 
 
@@ -237,32 +214,22 @@ def run_simulation(
     if on_progress and finished:
         on_progress(sum(min(chunk_size, len(items) - s) for s in starts if s in finished))
     for start, chunk in _compute(items, todo, settings, chunk_size, jobs, backend, scheduler):
-        parts.save(start, chunk)
+        parts.save_results(start, chunk)
         if on_progress:
             on_progress(len(chunk))
 
-    results = [r for s in starts for r in parts.load(s)]
+    results = [r for s in starts for r in parts.load_results(s)]
     pattern_set = _assemble(results, items, settings, extra_attrs or {})
     write_patterns(output, pattern_set)
-    shutil.rmtree(parts.dir, ignore_errors=True)
+    parts.remove()
     return pattern_set
 
 
 def _compute(items, starts, settings, chunk_size, jobs, backend, scheduler):
     """(start, results) of the chunks beginning at *starts*, in order, from *jobs* workers."""
-    if not starts:
-        return
-    from xtal_cli.parallel import parallel_backend
-
-    with parallel_backend(backend, scheduler, jobs):
-        parallel = joblib.Parallel(n_jobs=jobs, return_as="generator")
-        yield from zip(
-            starts,
-            parallel(
-                joblib.delayed(_simulate_chunk)(items[s : s + chunk_size], s, settings)
-                for s in starts
-            ),
-        )
+    return compute_chunks(
+        _simulate_chunk, items, starts, chunk_size, jobs, backend, scheduler, settings
+    )
 
 
 def _assemble(results, items, settings: SimulationSettings, extra_attrs: dict) -> PatternSet:

@@ -1,0 +1,1 @@
+"""Property-dependent clusters of materials (random-forest leaf encoding): ``xtal cluster``."""

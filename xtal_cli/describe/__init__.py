@@ -1,0 +1,1 @@
+"""Composition and structure descriptors (matminer) of many structures: ``xtal describe``."""
