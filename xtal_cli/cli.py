@@ -20,6 +20,8 @@ COMMAND_MODULES = (
     "predict_symmetry",
     "refine_bbo",
     "identify_phases",
+    "train_detector",
+    "detect_phase",
     "train_embed",
     "embed",
     "neighbors",
