@@ -40,14 +40,14 @@ def _maker(phases, grid):
 
 @pytest.fixture(scope="session")
 def detector(tmp_path_factory, phases):
-    """A detector trained through the CLI on 3 × 512 mixtures (a few seconds on one core)."""
+    """A detector trained through the CLI on 2 × 512 mixtures (a few seconds on one core)."""
     from typer.testing import CliRunner
 
     from xtal_cli.cli import app
 
     out = tmp_path_factory.mktemp("det") / "nacl"
     args = ["train-detector", str(phases[0]), "--others", str(phases[1]), "-o", str(out),
-            "--epochs", "3", "--samples", "512", "--val-samples", "300", "--batch-size", "32",
+            "--epochs", "2", "--samples", "512", "--val-samples", "200", "--batch-size", "32",
             "-j", "1", "-q"]  # fmt: skip
     r = CliRunner().invoke(app, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
@@ -174,3 +174,26 @@ def test_interrupted_training_resumes_where_it_stopped(phases, tmp_path):
         assert torch.allclose(straight[k].float(), resumed[k].float(), atol=1e-5), k
     with pytest.raises(XtalError, match="larger --epochs"):
         run(tmp_path / "a", 2, resume=True)
+
+
+def test_several_structures_count_as_one_target(phases, small_structures, tmp_path):
+    """Polymorphs or end members given together: a positive holds one of them."""
+    from pymatgen.io.cif import CifWriter
+
+    from xtal_cli.detect.mixtures import MixtureMaker, phase_lines
+    from xtal_cli.detect.train import target_identity
+    from xtal_cli.identify.candidates import load_candidates
+
+    CifWriter(small_structures["ZnO"], symprec=0.01).write_file(tmp_path / "ZnO.cif")
+    cands = load_candidates([str(phases[0]), str(tmp_path / "ZnO.cif"), str(phases[1])])
+    assert target_identity(cands[:2])["variants"] == ["NaCl Fm-3m", "ZnO P6_3mc"]
+    grid = np.arange(10.0, 80.0001, 0.04)
+    lines = [phase_lines(c, WL, (10.0, 80.0)) for c in cands]
+    maker = MixtureMaker(lines[:2], lines[2:], grid, WL)
+    rng = np.random.default_rng(3)
+    seen = set()
+    for _ in range(40):
+        _y, label, w, names = maker.draw(rng)
+        assert (label == 1) == (w > 0) and ("Si Fd-3m" in names or label == 1)
+        seen.update(n for n in names if n != "Si Fd-3m")
+    assert seen == {"NaCl Fm-3m", "ZnO P6_3mc"}

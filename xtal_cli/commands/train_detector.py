@@ -17,7 +17,11 @@ EXAMPLE = (
 
 
 def train_detector(
-    target: Path = typer.Argument(..., help="The target phase: one CIF (or one-row CSV/JSON)."),
+    target: list[Path] = typer.Argument(
+        ...,
+        help="The target phase: a CIF; several CIFs (or a folder, a CSV) are structures that "
+        "all count as the target (polymorphs, solid-solution end members).",
+    ),
     output: Path = typer.Option(
         ..., "-o", "--output", help="Detector folder (detector.json, model.pt, checkpoint.pt ...)."
     ),
@@ -117,7 +121,7 @@ def train_detector(
             bar.advance(tasks[stage], advance)
 
         meta = train(
-            str(target),
+            [str(t) for t in target],
             list(others),
             output,
             settings,

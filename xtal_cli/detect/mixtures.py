@@ -153,18 +153,23 @@ def strained_two_theta(lines: PhaseLines, eps: np.ndarray, wavelength: float) ->
 
 
 class MixtureMaker:
-    """Draws labelled synthetic patterns of one target among other phases on a fixed grid."""
+    """Draws labelled synthetic patterns of one target among other phases on a fixed grid.
+
+    *target* may be several structures (polymorphs, end members of a solid solution) that all
+    count as the target: a positive holds one of them, drawn uniformly.
+    """
 
     def __init__(
         self,
-        target: PhaseLines,
+        target: PhaseLines | list[PhaseLines],
         others: list[PhaseLines],
         grid: np.ndarray,
         wavelength: float,
         settings: MixtureSettings | None = None,
         augment: AugmentSettings | None = None,
     ):
-        self.target, self.others = target, list(others)
+        self.targets = list(target) if isinstance(target, (list, tuple)) else [target]
+        self.others = list(others)
         self.grid = np.asarray(grid, dtype=float)
         self.wavelength = float(wavelength)
         self.settings = settings or MixtureSettings()
@@ -186,7 +191,11 @@ class MixtureMaker:
             n_other = int(rng.integers(1 if self.others else 0, max(n_max, 1) + 1))
             n_other = min(n_other, len(self.others))
         chosen = [self.others[k] for k in rng.choice(len(self.others), n_other, replace=False)]
-        phases = ([self.target] if positive else []) + chosen
+        if positive and len(self.targets) > 1:
+            target = self.targets[int(rng.integers(len(self.targets)))]
+        else:
+            target = self.targets[0]
+        phases = ([target] if positive else []) + chosen
         w_target = 0.0
         if positive:
             if n_other:

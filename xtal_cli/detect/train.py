@@ -206,13 +206,24 @@ def _write_json(path: Path, obj) -> None:
         tmp.write_text(json.dumps(obj, indent=2, default=json_default) + "\n", encoding="utf-8")
 
 
-def _single_target(target: str):
-    from xtal_cli.identify.candidates import load_candidates
-
-    cands = load_candidates([target])
-    if len(cands) != 1:
-        raise XtalError(f"{target}: holds {len(cands)} structures; give one target phase")
-    return cands[0]
+def target_identity(cands) -> dict:
+    """Name, formula, space group and source of the target: one structure, or several that all
+    count as the target (``TiO2 (I4_1/amd, P4_2/mnm)`` for polymorphs of one formula)."""
+    formulas = list(dict.fromkeys(c.formula for c in cands))
+    groups = list(dict.fromkeys(c.space_group.split(" (")[0] for c in cands))
+    if len(cands) == 1:
+        name = cands[0].name
+    elif len(formulas) == 1:
+        name = f"{formulas[0]} ({', '.join(groups)})"
+    else:
+        name = " | ".join(c.name for c in cands)
+    return {
+        "name": name,
+        "formula": " | ".join(formulas),
+        "space_group": " | ".join(c.space_group for c in cands),
+        "source": " | ".join(c.source for c in cands),
+        "variants": [c.name for c in cands],
+    }
 
 
 def predict_array(net, X: np.ndarray, device, batch_size: int = 512) -> np.ndarray:
@@ -242,7 +253,7 @@ def evaluate(net, X, y, w, device, min_fraction: float) -> dict:
 
 
 def train_detector(
-    target: str,
+    target: str | list[str],
     others: list[str],
     out_dir,
     settings: DetectorTrainSettings | None = None,
@@ -254,8 +265,9 @@ def train_detector(
     force: bool = False,
     report=None,
 ) -> dict:
-    """Train (or resume) a detector for the phase in *target* (a CIF) among the phases of
-    *others* (CIF files, folders, CSV); returns the summary written to ``detector.json``.
+    """Train (or resume) a detector for the phase in *target* (a CIF; several CIFs, a folder or
+    a CSV give structures that all count as the target) among the phases of *others* (CIF
+    files, folders, CSV); returns the summary written to ``detector.json``.
 
     *report*, when given, is called as ``report(stage, advance=..., total=...)`` for progress.
     """
@@ -284,19 +296,21 @@ def train_detector(
     if settings.threads:
         torch.set_num_threads(settings.threads)
 
-    tcand = _single_target(target)
+    targets = [target] if isinstance(target, (str, Path)) else list(target)
+    tcands = load_candidates([str(t) for t in targets])
+    tid = target_identity(tcands)
     ocands = load_candidates(list(others)) if others else []
-    dropped = [c.name for c in ocands if c.formula == tcand.formula and
-               c.space_group == tcand.space_group]  # fmt: skip
+    same = {(c.formula, c.space_group) for c in tcands}
+    dropped = [c.name for c in ocands if (c.formula, c.space_group) in same]
     ocands = [c for c in ocands if c.name not in dropped]
     rng_range = (window.two_theta_min, window.two_theta_max)
-    tlines = phase_lines(tcand, window.wavelength, rng_range)
+    tlines = [phase_lines(c, window.wavelength, rng_range) for c in tcands]
     olines = [phase_lines(c, window.wavelength, rng_range) for c in ocands]
     grid = window.grid()
     maker = MixtureMaker(tlines, olines, grid, window.wavelength, mixtures, augment)
     cfg = DetectorConfig(n_points=len(grid))
     identity = {  # what a resumed run must share with the checkpoint
-        "target": tcand.name,
+        "target": tid["name"],
         "others": [c.name for c in ocands],
         "window": asdict(window),
         "mixtures": mixtures.to_dict(),
@@ -308,7 +322,7 @@ def train_detector(
     torch.manual_seed(settings.seed)
     net = DetectorNet(cfg).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
-    start_epoch, history, elapsed = 0, [], 0.0
+    start_epoch, history, elapsed, cpu = 0, [], 0.0, 0.0
     if resume:
         try:
             ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
@@ -329,16 +343,18 @@ def train_detector(
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])
+        cpu = float(ckpt.get("cpu_seconds", 0.0))
         history = json.loads(ckpt["history"])
         if start_epoch >= settings.epochs:
             raise XtalError(
                 f"{out}: already trained {start_epoch} epochs; pass a larger --epochs to go on"
             )
     out.mkdir(parents=True, exist_ok=True)
-    target_file = None
-    if Path(target).is_file() and Path(target).suffix.lower() == ".cif":
-        target_file = "target.cif"
-        shutil.copyfile(target, out / target_file)
+    target_files = []  # copies of the target CIFs, so the folder says what it detects
+    for k, t in enumerate(targets):
+        if Path(t).is_file() and Path(t).suffix.lower() == ".cif":
+            target_files.append("target.cif" if len(targets) == 1 else f"target_{k + 1}.cif")
+            shutil.copyfile(t, out / target_files[-1])
 
     def tick(stage, n, total):
         if report:
@@ -357,7 +373,7 @@ def train_detector(
     loss_fn = torch.nn.BCEWithLogitsLoss()
     evaluation = None
     for epoch in range(start_epoch, settings.epochs):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         erng = np.random.default_rng([settings.seed, epoch])
         X = np.empty((settings.samples_per_epoch, len(grid)), dtype=np.float32)
         y = np.empty(settings.samples_per_epoch, dtype=np.float32)
@@ -384,6 +400,7 @@ def train_detector(
         pv = predict_array(net, Xv, device)
         val = recall_precision(yv, pv, THRESHOLD)
         elapsed += time.perf_counter() - t0
+        cpu += time.process_time() - c0
         row = {
             "epoch": epoch + 1,
             "train_loss": float(np.mean(losses)) if losses else None,
@@ -399,20 +416,14 @@ def train_detector(
             evaluation = evaluate(net, Xv, yv, wv, device, mixtures.min_fraction)
             _write_json(out / EVALUATION, evaluation)
             calibration_png(evaluation["calibration"], out / CALIBRATION,
-                            f"{tcand.name}: held-out calibration")  # fmt: skip
+                            f"{tid['name']}: held-out calibration")  # fmt: skip
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
         with atomic_path(out / MODEL) as tmp:
             torch.save(state, tmp)
         meta = {
             "layout": LAYOUT,
             "xtal_version": __version__,
-            "target": {
-                "name": tcand.name,
-                "formula": tcand.formula,
-                "space_group": tcand.space_group,
-                "source": tcand.source,
-                "file": target_file,
-            },  # fmt: skip
+            "target": {**tid, "files": target_files},
             "others": [{"name": c.name, "source": c.source} for c in ocands],
             "others_dropped_as_target": dropped,
             "wavelength": window.wavelength,
@@ -424,10 +435,15 @@ def train_detector(
                 "format": MODEL_FORMAT,
                 "sha256": sha256(out / MODEL),
                 "config": cfg.to_dict(),
-            },  # fmt: skip
+            },
             "mixtures": mixtures.to_dict(),
             "augment": settings_dict(augment),
-            "training": {**asdict(settings), "epochs_done": epoch + 1, "seconds": elapsed},
+            "training": {
+                **asdict(settings),
+                "epochs_done": epoch + 1,
+                "seconds": elapsed,
+                "cpu_seconds": cpu,
+            },  # fmt: skip
             "evaluation": _summary(evaluation) if evaluation else None,
         }
         _write_json(out / META, meta)
@@ -438,6 +454,7 @@ def train_detector(
             "optimizer": opt.state_dict(),
             "epoch": epoch + 1,
             "elapsed": elapsed,
+            "cpu_seconds": cpu,
             "history": json.dumps(history),
         }
         with atomic_path(ckpt_path) as tmp:
