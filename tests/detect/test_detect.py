@@ -197,3 +197,19 @@ def test_several_structures_count_as_one_target(phases, small_structures, tmp_pa
         assert (label == 1) == (w > 0) and ("Si Fd-3m" in names or label == 1)
         seen.update(n for n in names if n != "Si Fd-3m")
     assert seen == {"NaCl Fm-3m", "ZnO P6_3mc"}
+
+
+@pytest.mark.parametrize(
+    ("args", "flag"),
+    [
+        (["--min-fraction", "0"], "--min-fraction 0"),
+        (["--range", "80", "10"], "--range"),
+        (["--step", "0"], "--step 0"),
+        (["--epochs", "0"], "--epochs 0"),
+        (["--device", "tpu"], "--device tpu"),
+        (["-j", "0"], "--jobs 0"),
+    ],
+)
+def test_bad_settings_name_the_flag(invoke, phases, tmp_path, args, flag):
+    r = invoke("train-detector", phases[0], "--others", phases[1], "-o", tmp_path / "d", *args)
+    assert r.exit_code == 2 and flag in r.stderr and "Traceback" not in r.output
