@@ -110,6 +110,13 @@ def test_detect_phase_json_end_to_end(invoke, detector, scans):
     assert all(rec["class"] == classify(rec["probability"]) for rec in recs)
     table = invoke("detect-phase", detector, folder / "scan0.xy")
     assert table.exit_code == 0 and "scan0.xy" in table.stdout
+    stdin = "\n".join(str(folder / n) for n in ("scan1.xy", "scan2.xy")) + "\n"
+    lines = invoke("detect-phase", detector, "-", "--format", "jsonl", "-q", input=stdin)
+    assert lines.exit_code == 0
+    assert {json.loads(ln)["scan"] for ln in lines.stdout.splitlines()} == {
+        str(folder / "scan1.xy"),
+        str(folder / "scan2.xy"),
+    }
 
 
 def test_other_wavelength_or_window_is_refused(invoke, detector, scans):
