@@ -73,6 +73,11 @@ _API = {
     "cluster_by_property": "xtal_cli.api:cluster_by_property",
     "ClusterSettings": "xtal_cli.cluster.run:ClusterSettings",
     "PropertyClusters": "xtal_cli.cluster.zspace:PropertyClusters",
+    # one-phase detectors (synthetic mixtures, a 1D CNN)
+    "train_detector": "xtal_cli.detect.train:train_detector",
+    "DetectorTrainSettings": "xtal_cli.detect.train:DetectorTrainSettings",
+    "MixtureSettings": "xtal_cli.detect.mixtures:MixtureSettings",
+    "load_detector": "xtal_cli.detect.detector:load_detector",
     # errors
     "XtalError": "xtal_cli.errors:XtalError",
     "ParameterError": "xtal_cli.errors:ParameterError",

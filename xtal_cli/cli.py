@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "identify_phases",
     "describe",
     "cluster",
+    "train_detector",
+    "detect_phase",
     "train_embed",
     "embed",
     "neighbors",
