@@ -29,7 +29,7 @@ demo: $(STAMP)
 	@echo "(Y2O3, a measured lab scan, is cubic Ia-3 = 206. The 2,500 embedded structures are enough for the crystal system, not for the space group: see docs/predict-symmetry.md.)"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n $(JOBS)
+	$(BIN)/python -m pytest -q -n $(JOBS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check xtal_cli tests bench
