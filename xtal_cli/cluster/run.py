@@ -4,7 +4,6 @@ cluster, and write the outputs (report.json, clusters.csv, clusters.h5, plots)."
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -201,13 +200,14 @@ def cluster_materials(
             cluster_r2(y[test], reference.predict_property(X[test])), settings
         ),
     }
-    raw = model.predict(X)
+    z = model.transform(X)  # once: the clusters and the distances to their centres
+    raw = model.kmeans_.predict(z)
     # number clusters 1..k from the highest mean of the first property down
     order = np.argsort(-model.cluster_means_[:, 0])
     rank = np.empty(settings.n_clusters, dtype=np.int64)
     rank[order] = np.arange(1, settings.n_clusters + 1)
     labels = rank[raw]
-    distances = model.kmeans_.transform(model.transform(X))[np.arange(len(X)), raw]
+    distances = model.kmeans_.transform(z)[np.arange(len(X)), raw]
     found = distinguishing(
         X, labels - 1, sub.names, sub.families, n_clusters=settings.n_clusters,
         top=settings.top, alpha=settings.alpha,
@@ -295,7 +295,7 @@ def write_outputs(result: ClusterResult, outdir: str | Path) -> dict[str, Path]:
     import h5py
 
     from xtal_cli.io.h5 import atomic_path, write_attrs, write_column
-    from xtal_cli.io.jsonable import json_default
+    from xtal_cli.io.jsonable import write_json
 
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -304,8 +304,7 @@ def write_outputs(result: ClusterResult, outdir: str | Path) -> dict[str, Path]:
         "csv": outdir / "clusters.csv",
         "h5": outdir / "clusters.h5",
     }
-    with atomic_path(paths["report"]) as tmp:
-        tmp.write_text(json.dumps(result.report(), indent=2, default=json_default) + "\n")
+    write_json(paths["report"], result.report())
     xy = result.map_xy if result.map_xy is not None else np.full((len(result.ids), 2), np.nan)
     props = list(result.settings.properties)
     with atomic_path(paths["csv"]) as tmp, open(tmp, "w", newline="") as fh:

@@ -95,12 +95,7 @@ class PropertyClusters:
             n_clusters=self.n_clusters, n_init=self.n_init, random_state=self.random_state
         ).fit(z)
         self.labels_ = self.kmeans_.labels_
-        self.cluster_means_ = np.array(
-            [
-                y[self.labels_ == k].mean(axis=0) if (self.labels_ == k).any() else self.y_mean_
-                for k in range(self.n_clusters)
-            ]
-        )
+        self.cluster_means_ = cluster_means(y, self.labels_, self.n_clusters)
         return self
 
     def transform(self, X: np.ndarray):
@@ -126,6 +121,13 @@ class PropertyClusters:
         """The forest's own prediction, in property units (n, n_properties)."""
         pred = self.forest_.predict(np.asarray(X, dtype=np.float64)).reshape(len(X), -1)
         return pred * self.y_scale_ + self.y_mean_
+
+
+def cluster_means(y: np.ndarray, labels: np.ndarray, k: int) -> np.ndarray:
+    """(k, n_properties) mean property of each cluster; the overall mean for an empty one."""
+    return np.array(
+        [y[labels == c].mean(axis=0) if (labels == c).any() else y.mean(axis=0) for c in range(k)]
+    )
 
 
 def cluster_r2(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
@@ -157,13 +159,7 @@ class DescriptorKMeans:
             KMeans(n_clusters=self.n_clusters, n_init=self.n_init, random_state=self.random_state),
         ).fit(X)
         self.labels_ = self.pipeline_[-1].labels_
-        mean = y.mean(axis=0)
-        self.cluster_means_ = np.array(
-            [
-                y[self.labels_ == k].mean(axis=0) if (self.labels_ == k).any() else mean
-                for k in range(self.n_clusters)
-            ]
-        )
+        self.cluster_means_ = cluster_means(y, self.labels_, self.n_clusters)
         return self
 
     def predict(self, X: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from xtal_cli.errors import ParameterError
+from xtal_cli.io.structures import exception_reason
 
 PRESETS: dict[str, tuple[str, ...]] = {
     "full": (
@@ -146,12 +147,8 @@ class Describer:
             for family in self.settings.families:
                 try:
                     part = self._family(family, structure)
-                except DescriptorError:
-                    raise
                 except Exception as exc:  # matminer/pymatgen raise many types
-                    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-                    reason = f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
-                    raise DescriptorError(family, reason) from None
+                    raise DescriptorError(family, exception_reason(exc)) from None
                 values.extend(part)
         return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 

@@ -25,6 +25,7 @@ import numpy as np
 from xtal_cli.detect.detector import LAYOUT, META, MODEL, detector_grid, sha256
 from xtal_cli.detect.mixtures import MixtureMaker, MixtureSettings, phase_lines
 from xtal_cli.errors import ParameterError, XtalError
+from xtal_cli.io.jsonable import write_json
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -196,14 +197,6 @@ def calibration_png(curve: list[dict], path: Path, title: str) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
-
-
-def _write_json(path: Path, obj) -> None:
-    from xtal_cli.io.h5 import atomic_path
-    from xtal_cli.io.jsonable import json_default
-
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=json_default) + "\n", encoding="utf-8")
 
 
 def target_identity(cands) -> dict:
@@ -414,7 +407,7 @@ def train_detector(
         last = epoch + 1 == settings.epochs
         if last:
             evaluation = evaluate(net, Xv, yv, wv, device, mixtures.min_fraction)
-            _write_json(out / EVALUATION, evaluation)
+            write_json(out / EVALUATION, evaluation)
             calibration_png(evaluation["calibration"], out / CALIBRATION,
                             f"{tid['name']}: held-out calibration")  # fmt: skip
         state = {k: v.detach().cpu() for k, v in net.state_dict().items()}
@@ -446,7 +439,7 @@ def train_detector(
             },  # fmt: skip
             "evaluation": _summary(evaluation) if evaluation else None,
         }
-        _write_json(out / META, meta)
+        write_json(out / META, meta)
         payload = {
             "kind": "xtal-detector-checkpoint",
             "identity": json.dumps(identity),

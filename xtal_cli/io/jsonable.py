@@ -16,3 +16,13 @@ def json_default(obj):
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """*data* as indented JSON at *path*, written atomically (temporary file, then rename)."""
+    import json
+
+    from xtal_cli.io.h5 import atomic_path
+
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=json_default) + "\n", encoding="utf-8")

@@ -207,7 +207,7 @@ def load_structure(item: StructureItem):
         except ValueError:
             raise
         except Exception as exc:  # pymatgen raises many types for broken input
-            raise ValueError(_reason(exc)) from None
+            raise ValueError(exception_reason(exc)) from None
     raise ValueError(f"unknown item kind {item.kind}")
 
 
@@ -219,7 +219,8 @@ def _structure_from_cif(text: str):
     return Structure.from_str(text, fmt="cif", primitive=False)
 
 
-def _reason(exc: BaseException) -> str:
+def exception_reason(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters), for failure tables."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
 
@@ -254,7 +255,7 @@ def random_structure(seed: int, index: int, max_tries: int = 30):
                     3, group, species, num_ions, random_state=int(rng.integers(2**31))
                 )
             except Exception as exc:  # incompatible composition for this group: try another
-                last = _reason(exc)
+                last = exception_reason(exc)
                 continue
         if crystal.valid:
             return crystal.to_pymatgen()
@@ -291,6 +292,7 @@ __all__ = [
     "BUILTINS",
     "StructureItem",
     "builtin_path",
+    "exception_reason",
     "collect_items",
     "load_structure",
     "meta_array",

@@ -10,7 +10,6 @@ report.
 from __future__ import annotations
 
 import numbers
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from xtal_cli.errors import ParameterError, XtalError
+from xtal_cli.io.jsonable import write_json
 from xtal_cli.symmetry.estimator import TARGETS, SymmetryModel, targets_of
 from xtal_cli.symmetry.features import FeatureSet
 from xtal_cli.symmetry.models import DEFAULTS, ENSEMBLES, MODELS
@@ -322,7 +322,7 @@ def train_symmetry(
         "options": {k: v for k, v in asdict(opts).items() if k != "report_dir"},
     }
     if report_dir is not None:
-        _write_json(report_dir / "metrics.json", report)
+        write_json(report_dir / "metrics.json", report)
         if opts.rules:
             (report_dir / "rules.txt").write_text(explain_out["rules"]["text"])
     return model, report
@@ -335,15 +335,5 @@ def _display_order(target: str, class_names: list[str]) -> list[int]:
     return sorted(range(len(class_names)), key=lambda i: int(class_names[i]))
 
 
-def _write_json(path: str | os.PathLike, data: dict) -> None:
-    import json
-
-    from xtal_cli.io.h5 import atomic_path
-    from xtal_cli.io.jsonable import json_default
-
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2, default=json_default) + "\n")
-
-
 def write_metrics_json(path, report: dict) -> None:
-    _write_json(path, report)
+    write_json(path, report)
