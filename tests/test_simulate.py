@@ -90,7 +90,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, small_structures):
     settings = SimulationSettings(
         1.54056, "CuKa1", 5, 80, profile=ProfileSettings(5, 80, 0.05, noise_counts=1000), seed=3
     )
-    full = run_simulation(items, settings, tmp_path / "full.h5", chunk_size=4)
+    full = run_simulation(items, settings, tmp_path / "full.h5", chunk_size=4).load()
 
     calls = []
 
@@ -112,7 +112,7 @@ def test_interrupted_run_resumes_to_the_same_result(tmp_path, small_structures):
     done = []
     resumed = run_simulation(
         items, settings, out, chunk_size=4, resume=True, on_progress=done.append
-    )
+    ).load()
     assert done == [8, 4]  # 8 recovered from disk, 4 computed
     assert not parts.exists()
     assert resumed.ids == full.ids
@@ -177,10 +177,10 @@ def test_dask_backend_gives_the_same_patterns(tmp_path, small_structures):
     pytest.importorskip("dask.distributed")
     items = _items(tmp_path, small_structures, n=6)
     settings = SimulationSettings(1.54056, "CuKa1", 5, 80)
-    local = run_simulation(items, settings, tmp_path / "local.h5", chunk_size=2)
+    local = run_simulation(items, settings, tmp_path / "local.h5", chunk_size=2).load()
     dask = run_simulation(
         items, settings, tmp_path / "dask.h5", chunk_size=2, backend="dask", jobs=2
-    )
+    ).load()
     assert dask.ids == local.ids
     for a, b in zip(dask.sticks_intensity, local.sticks_intensity):
         np.testing.assert_array_equal(a, b)
@@ -205,7 +205,7 @@ def test_in_memory_run_equals_the_written_file(tmp_path, small_structures):
     settings = SimulationSettings(
         1.54056, "CuKa1", 5, 80, profile=ProfileSettings(5, 80, 0.05, noise_counts=1000), seed=2
     )
-    written = run_simulation(items, settings, tmp_path / "w.h5", chunk_size=4)
+    written = run_simulation(items, settings, tmp_path / "w.h5", chunk_size=4).load()
     seen = []
     memory = run_simulation(items, settings, chunk_size=4, on_progress=seen.append)
     assert seen == [4, 2] and memory.ids == written.ids

@@ -84,10 +84,15 @@ def simulate(
     scheduler: str | None = None,
     on_progress=None,
     extra_attrs: dict | None = None,
+    items_key: str | None = None,
 ):
-    """Powder patterns and spglib labels of *structures* (a :class:`~xtal_cli.io.h5.PatternSet`).
+    """Powder patterns and spglib labels of *structures*: a :class:`~xtal_cli.io.h5.PatternSet`
+    in memory, or with *output* a :class:`~xtal_cli.xrd.simulate.SimulationSummary` (the
+    patterns on disk, read back with :func:`~xtal_cli.io.h5.read_patterns` or ``.load()``).
 
-    *structures*: pymatgen Structures, CIF/CSV/JSON paths, or :func:`builtin_structures`.
+    *structures*: pymatgen Structures, CIF/CSV/JSON paths, :func:`builtin_structures`, or an
+    iterator of StructureItems (:func:`xtal_cli.io.structures.iter_items`; read lazily, with
+    *items_key* its fingerprint for *resume*).
     *profile*: a :class:`~xtal_cli.xrd.profile.ProfileSettings` (or ``True`` for the default one
     over *two_theta_range*) to draw profiles too; its ``ka2`` puts the sticks at Kα1.
     *augment*: per-pattern random instrument and sample effects (implies a profile).
@@ -123,7 +128,7 @@ def simulate(
     )
     # duplicates: keyword pass-through to run_simulation (deliberate)
     return run_simulation(
-        _items(structures),
+        structures if _is_stream(structures) else _items(structures),
         settings,
         output,
         jobs=worker_count(jobs),
@@ -133,7 +138,13 @@ def simulate(
         scheduler=scheduler,
         on_progress=on_progress,
         extra_attrs=extra_attrs,
+        items_key=items_key,
     )
+
+
+def _is_stream(structures) -> bool:
+    """An iterator (a generator of StructureItems): consumed lazily, never listed."""
+    return not isinstance(structures, (str, os.PathLike)) and iter(structures) is structures
 
 
 def find_peaks(scan, **options):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import typer
@@ -87,7 +88,7 @@ def simulate(
     """Simulate powder XRD patterns and spglib symmetry labels for crystal structures."""
     from xtal_cli.api import simulate as simulate_structures
     from xtal_cli.errors import XtalError
-    from xtal_cli.io.structures import collect_items
+    from xtal_cli.io.structures import count_items, iter_items, sources_key
     from xtal_cli.xrd.lineshape import kalpha_pair
     from xtal_cli.xrd.profile import ProfileSettings
     from xtal_cli.xrd.units import resolve_wavelength
@@ -120,10 +121,19 @@ def simulate(
             noise_counts=noise,
             background=background,
         )
-    items = collect_items(sources or [], builtin, random_n, seed, limit)
+    # a stream: CSV rows and CIF files are read as the workers need them (bounded memory)
+    items = iter_items(sources or [], builtin, random_n, seed, limit)
+    key = sources_key(sources or [], builtin, random_n, seed, limit)
     sources_attr = ";".join([f"builtin:{b}" for b in builtin] + list(sources or []))
     with progress_bar(quiet) as bar:
-        task = bar.add_task("simulate", total=len(items))
+        task = bar.add_task("simulate", total=None)
+        if not quiet:  # the total, counted beside the run (a pass over the CSVs)
+            threading.Thread(
+                target=lambda: bar.update(
+                    task, total=count_items(sources or [], builtin, random_n, limit)
+                ),
+                daemon=True,
+            ).start()
         result = simulate_structures(  # checks the 2θ range, engine and symprec
             items,
             wavelength=wavelength,
@@ -141,6 +151,7 @@ def simulate(
             scheduler=scheduler,
             on_progress=lambda n: bar.advance(task, n),
             extra_attrs={"sources": sources_attr, "random": random_n},
+            items_key=key,
         )
     if not quiet:
         n_fail = len(result.failures)
@@ -150,9 +161,15 @@ def simulate(
             f"engine {result.attrs['engine']})",
             highlight=False,
         )
+        if result.fallbacks:
+            err_console.print(
+                f"{len(result.fallbacks)} CIFs read by pymatgen instead of the fast reader "
+                f"(listed in {output}:reader_fallbacks)",
+                highlight=False,
+            )
         print_failures(result.failures, output)
     if len(result) == 0:
-        fail(no_pattern_message(result.failures, len(items)), code=1)
+        fail(no_pattern_message(result.failures, len(result.failures)), code=1)
 
 
 def no_pattern_message(failures: list[tuple[str, str, str]], n_items: int) -> str:

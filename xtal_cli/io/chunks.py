@@ -9,8 +9,9 @@ so an interrupted run loses at most one chunk per worker.
 
 from __future__ import annotations
 
+import itertools
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import joblib
@@ -71,13 +72,37 @@ def compute_chunks(
 ) -> Iterator[tuple[int, object]]:
     """``(start, work(items[start:start + chunk_size], start, *args))`` for every start, in
     order, from *jobs* joblib workers (loky locally, or a dask cluster)."""
-    if not starts:
-        return
+    chunks = ((s, items[s : s + chunk_size]) for s in starts)
+    return compute_stream(work, chunks, jobs, backend, scheduler, *args)
+
+
+def compute_stream(
+    work: Callable,
+    chunks: Iterable[tuple[int, Sequence]],
+    jobs: int,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    *args,
+) -> Iterator[tuple[int, object]]:
+    """``(start, work(chunk, start, *args))`` for every ``(start, chunk)`` of *chunks*, in order.
+
+    *chunks* is consumed lazily: joblib dispatches a few chunks ahead of the workers
+    (``pre_dispatch``), so a stream of any length runs in bounded memory.
+    """
     from xtal_cli.parallel import parallel_backend
 
+    chunks = iter(chunks)
+    first = next(chunks, None)
+    if first is None:
+        return
     with parallel_backend(backend, scheduler, jobs):
-        parallel = joblib.Parallel(n_jobs=jobs, return_as="generator")
-        yield from zip(
-            starts,
-            parallel(joblib.delayed(work)(items[s : s + chunk_size], s, *args) for s in starts),
+        parallel = joblib.Parallel(n_jobs=jobs, return_as="generator", pre_dispatch="2*n_jobs")
+        tasks = (
+            joblib.delayed(_tagged)(work, chunk, start, *args)
+            for start, chunk in itertools.chain([first], chunks)
         )
+        yield from parallel(tasks)
+
+
+def _tagged(work: Callable, chunk, start: int, *args):
+    return start, work(chunk, start, *args)

@@ -278,32 +278,119 @@ class PatternSet:
 def write_patterns(path: str | os.PathLike, ps: PatternSet) -> None:
     """Write a :class:`PatternSet` atomically as ``patterns/1``."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        write_attrs(h5, "patterns", ps.attrs)
-        h5.attrs["n_items"] = len(ps.ids)
-        write_column(h5, "id", ps.ids)
-        for name in PATTERN_COLUMNS:
-            write_column(h5, name, ps.labels[name])
-        h5.create_dataset("lattice", data=np.asarray(ps.lattice, dtype=np.float64).reshape(-1, 6))
-        write_column(h5, "structure", ps.structures)
-        meta = h5.create_group("meta")
+        writer = PatternWriter(h5, ps.profile_grid, tuple(ps.extra))
+        writer.append(
+            ps.ids, ps.labels, ps.lattice, ps.structures, ps.sticks_two_theta,
+            ps.sticks_intensity, ps.sticks_hkl, ps.profiles, ps.extra,
+        )  # fmt: skip
         for name, values in ps.meta.items():
-            write_column(meta, name, values)
-        sticks = h5.create_group("sticks")
-        write_ragged(sticks, "two_theta", ps.sticks_two_theta, np.float64)
-        write_ragged(sticks, "intensity", ps.sticks_intensity, np.float64)
-        write_ragged(sticks, "hkl", [np.asarray(h).reshape(-1, 3) for h in ps.sticks_hkl], np.int32)
-        if ps.profiles is not None:
-            prof = h5.create_group("profile")
-            prof.create_dataset("two_theta", data=np.asarray(ps.profile_grid, dtype=np.float64))
-            write_dense(prof, "intensity", ps.profiles)
-        extra = h5.create_group("extra")
-        for name, values in ps.extra.items():
-            values = np.asarray(values)
-            if values.ndim == 1:
-                write_column(extra, name, values)
-            else:
-                write_dense(extra, name, values, dtype=values.dtype)
-        write_failures(h5, ps.failures)
+            writer.append_meta(name, values)
+        writer.finish(ps.attrs, ps.failures)
+
+
+class PatternWriter:
+    """``patterns/1`` written batch by batch into an open HDF5 file, so that a run of any size
+    needs memory for one batch only: every per-pattern dataset is resizable and grows as
+    batches are appended; ``finish`` writes the counts, attributes and failures."""
+
+    def __init__(self, h5: h5py.File, profile_grid=None, extra_names=()):
+        self.h5 = h5
+        self.n = 0
+        self.n_sticks = 0
+        self.sticks = h5.create_group("sticks")
+        _growable(self.sticks, "offsets", np.int64, ())
+        self.sticks["offsets"].resize((1,))
+        self.sticks["offsets"][0] = 0
+        _growable(h5, "id", _STR, ())
+        for name in PATTERN_COLUMNS:
+            _growable(h5, name, _STR if name in _TEXT_COLUMNS else np.int64, ())
+        _growable(h5, "lattice", np.float64, (6,))
+        _growable(h5, "structure", _STR, ())
+        _growable(self.sticks, "two_theta", np.float64, ())
+        _growable(self.sticks, "intensity", np.float64, ())
+        _growable(self.sticks, "hkl", np.int32, (3,))
+        self.meta = h5.create_group("meta")
+        self.extra = h5.create_group("extra")
+        for name in extra_names:
+            _growable(self.extra, name, _STR, ())
+        self.profile = None
+        if profile_grid is not None:
+            grid = np.asarray(profile_grid, dtype=np.float64)
+            self.profile = h5.create_group("profile")
+            self.profile.create_dataset("two_theta", data=grid)
+            _growable(self.profile, "intensity", np.float32, grid.shape)
+
+    def append(
+        self, ids, labels, lattice, structures, two_theta, intensity, hkl, profiles=None, extra=None
+    ) -> None:
+        """Add a batch of patterns (lists or arrays of equal length)."""
+        n = len(ids)
+        if n == 0:
+            return
+        _extend(self.h5["id"], _text(ids))
+        for name in PATTERN_COLUMNS:
+            values = labels[name]
+            _extend(self.h5[name], _text(values) if name in _TEXT_COLUMNS else np.asarray(values))
+        _extend(self.h5["lattice"], np.asarray(lattice, dtype=np.float64).reshape(-1, 6))
+        _extend(self.h5["structure"], _text(structures))
+        lengths = np.array([len(a) for a in two_theta], dtype=np.int64)
+        _extend(self.sticks["offsets"], self.n_sticks + np.cumsum(lengths))
+        self.n_sticks += int(lengths.sum())
+        _extend(self.sticks["two_theta"], _flat(two_theta, np.float64, ()))
+        _extend(self.sticks["intensity"], _flat(intensity, np.float64, ()))
+        _extend(self.sticks["hkl"], _flat(hkl, np.int32, (3,)))
+        if self.profile is not None:
+            _extend(self.profile["intensity"], np.asarray(profiles, dtype=np.float32))
+        for name, values in (extra or {}).items():
+            _extend(self.extra[name], _text(values))
+        self.n += n
+
+    def append_meta(self, name: str, values) -> None:
+        """Add a batch of one metadata column (numbers as float64, anything else as text); the
+        first batch fixes the column's type."""
+        arr = np.asarray(values)
+        text = arr.dtype.kind in "OUS"
+        if name not in self.meta:
+            _growable(self.meta, name, _STR if text else np.float64, ())
+        _extend(self.meta[name], _text(arr) if text else arr.astype(np.float64))
+
+    def finish(self, attrs: Mapping, failures: list[tuple[str, str, str]]) -> None:
+        write_attrs(self.h5, "patterns", attrs)
+        self.h5.attrs["n_items"] = self.n
+        write_failures(self.h5, failures)
+
+
+_TEXT_COLUMNS = {"formula", "space_group_symbol", "crystal_system"}
+_GROW_ROWS = 4096  # rows per HDF5 chunk of a growing 1-D dataset
+
+
+def _growable(group: h5py.Group, name: str, dtype, tail: tuple) -> None:
+    """An empty dataset that grows along its first axis (chunked, gzip level 4)."""
+    row_bytes = 4 * int(np.prod(tail)) if tail else 8
+    rows = max(1, min(_GROW_ROWS, 2**20 // max(1, row_bytes)))
+    group.create_dataset(
+        name, shape=(0, *tail), maxshape=(None, *tail), dtype=dtype, chunks=(rows, *tail),
+        compression="gzip", compression_opts=4,
+    )  # fmt: skip
+
+
+def _extend(ds: h5py.Dataset, values) -> None:
+    n = len(values)
+    if n == 0:
+        return
+    start = ds.shape[0]
+    ds.resize((start + n, *ds.shape[1:]))
+    ds[start:] = values
+
+
+def _text(values) -> np.ndarray:
+    return np.array(["" if v is None else str(v) for v in np.asarray(values).ravel()], dtype=object)
+
+
+def _flat(arrays, dtype, tail: tuple) -> np.ndarray:
+    if not len(arrays):
+        return np.zeros((0, *tail), dtype=dtype)
+    return np.concatenate([np.asarray(a, dtype=dtype).reshape((-1, *tail)) for a in arrays])
 
 
 def write_failures(h5: h5py.File, failures: list[tuple[str, str, str]]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import warnings
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -98,25 +99,54 @@ def items_from_file(path: Path) -> list[StructureItem]:
 
 def items_from_csv(path: Path) -> list[StructureItem]:
     """Rows of a CSV with a ``cif`` column; every other column is carried along as metadata."""
-    import pandas as pd
+    return list(iter_csv(path))
 
+
+def iter_csv(path: Path) -> Iterator[StructureItem]:
+    """:func:`items_from_csv` one row at a time (a CSV.GZ of millions of CIFs never sits in
+    memory); the header is checked before the first row is yielded."""
+    import csv
+    import gzip
+    import sys
+
+    csv.field_size_limit(sys.maxsize)  # a CIF is one (long) field
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
-        raise XtalError(f"{path}: cannot be read as CSV ({str(exc).splitlines()[0]})") from None
-    except pd.errors.EmptyDataError:
-        raise XtalError(f"{path}: empty CSV file") from None
-    if "cif" not in df.columns:
-        raise XtalError(f"{path}: no 'cif' column (columns: {', '.join(map(str, df.columns))})")
-    id_col = next((c for c in ID_COLUMNS if c in df.columns), None)
-    meta_cols = [c for c in df.columns if c != "cif"]
-    items = []
-    for i, row in enumerate(df.itertuples(index=False)):
-        rec = dict(zip(df.columns, row))
-        ident = rec[id_col] if id_col and rec[id_col] else f"{path.stem}:{i}"
-        meta = {c: rec[c] for c in meta_cols}
-        items.append(StructureItem(str(ident), "cif_text", rec["cif"], f"{path} row {i + 1}", meta))
-    return items
+        fh = opener(path, "rt", encoding="utf-8", newline="")
+        reader = csv.reader(fh)
+        header = next(reader, None)
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+        raise XtalError(f"{path}: cannot be read as CSV ({exception_reason(exc)})") from None
+    if header is None:
+        fh.close()
+        raise XtalError(f"{path}: empty CSV file")
+    if "cif" not in header:
+        fh.close()
+        raise XtalError(f"{path}: no 'cif' column (columns: {', '.join(map(str, header))})")
+    return _csv_rows(path, fh, reader, header)
+
+
+def _csv_rows(path, fh, reader, header) -> Iterator[StructureItem]:
+    import csv
+
+    cif_col = header.index("cif")
+    id_col = next((header.index(c) for c in ID_COLUMNS if c in header), None)
+    meta_idx = [(i, c) for i, c in enumerate(header) if i != cif_col]
+    with fh:
+        i = -1
+        try:
+            for i, row in enumerate(reader):
+                if len(row) < len(header):
+                    row = row + [""] * (len(header) - len(row))
+                ident = row[id_col] if id_col is not None and row[id_col] else f"{path.stem}:{i}"
+                meta = {c: row[k] for k, c in meta_idx}
+                yield StructureItem(
+                    str(ident), "cif_text", row[cif_col], f"{path} row {i + 1}", meta
+                )
+        except (OSError, EOFError, UnicodeDecodeError, csv.Error) as exc:
+            raise XtalError(
+                f"{path}: cannot be read as CSV after row {i + 1} ({exception_reason(exc)})"
+            ) from None
 
 
 def items_from_json(path: Path) -> list[StructureItem]:
@@ -158,19 +188,79 @@ def collect_items(
     limit: int | None = None,
 ) -> list[StructureItem]:
     """All items from all sources, with ids made unique (``id#2`` for repeats)."""
-    items: list[StructureItem] = []
-    for name in builtins:
-        items.extend(items_from_csv(builtin_path(name)))
-    for path in expand_sources(list(sources)):
-        items.extend(items_from_file(path))
-    if random_n:
-        items.extend(random_items(random_n, seed))
-    if not items:
+    return list(iter_items(sources, builtins, random_n, seed, limit))
+
+
+def iter_items(
+    sources: list[str],
+    builtins: list[str] = (),
+    random_n: int = 0,
+    seed: int = 0,
+    limit: int | None = None,
+) -> Iterator[StructureItem]:
+    """:func:`collect_items` as a stream: CSV rows and CIF files are read as they are needed, so
+    any number of structures passes through bounded memory. Bad paths and headers fail here,
+    before the first item."""
+    paths = expand_sources(list(sources))
+    streams = [iter_csv(builtin_path(name)) for name in builtins]
+    for path in paths:  # open every CSV now: a missing 'cif' column is found before any work
+        streams.append(iter_csv(path) if _suffix(path) in CSV_SUFFIXES else path)
+    if not streams and not random_n:
         raise XtalError(
             "no structures given; pass CIF/CSV/JSON files, --builtin NAME or --random N"
         )
-    unique = unique_ids(items)
-    return unique[:limit] if limit else unique
+    return _unique_stream(_chain(streams, random_n, seed), limit)
+
+
+def _chain(streams, random_n: int, seed: int) -> Iterator[StructureItem]:
+    for stream in streams:
+        if isinstance(stream, Path):
+            yield from items_from_file(stream)
+        else:
+            yield from stream
+    yield from random_items(random_n, seed)
+
+
+def _unique_stream(items: Iterable[StructureItem], limit: int | None) -> Iterator[StructureItem]:
+    seen: dict[str, int] = {}
+    for k, item in enumerate(items):
+        if limit and k >= limit:
+            return
+        n = seen.get(item.id, 0) + 1
+        seen[item.id] = n
+        yield (
+            item
+            if n == 1
+            else StructureItem(f"{item.id}#{n}", item.kind, item.payload, item.source, item.meta)
+        )
+
+
+def count_items(
+    sources: list[str], builtins=(), random_n: int = 0, limit: int | None = None
+) -> int:
+    """How many items :func:`iter_items` yields (a pass over CSVs without parsing any CIF)."""
+    n = random_n
+    for name in builtins:
+        n += sum(1 for _ in iter_csv(builtin_path(name)))
+    for path in expand_sources(list(sources)):
+        suffix = _suffix(path)
+        if suffix in CSV_SUFFIXES:
+            n += sum(1 for _ in iter_csv(path))
+        elif suffix in JSON_SUFFIXES:
+            n += len(items_from_json(path))
+        else:
+            n += 1
+    return min(n, limit) if limit else n
+
+
+def sources_key(
+    sources: list[str], builtins=(), random_n: int = 0, seed: int = 0, limit: int | None = None
+) -> str:
+    """A fingerprint of the inputs for ``--resume`` that needs no pass over them: every file's
+    path, size and modification time."""
+    files = [builtin_path(b) for b in builtins] + expand_sources(list(sources))
+    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+    return json.dumps({"files": stats, "random": random_n, "seed": seed, "limit": limit})
 
 
 def unique_ids(items: list[StructureItem]) -> list[StructureItem]:
@@ -209,6 +299,20 @@ def load_structure(item: StructureItem):
         except Exception as exc:  # pymatgen raises many types for broken input
             raise ValueError(exception_reason(exc)) from None
     raise ValueError(f"unknown item kind {item.kind}")
+
+
+def cif_text(item: StructureItem) -> str:
+    """The CIF text of a ``cif_file`` or ``cif_text`` item; ValueError if it is not a CIF."""
+    if item.kind == "cif_file":
+        try:
+            text = Path(item.payload).read_text(encoding="utf-8", errors="replace")
+        except OSError as exc:
+            raise ValueError(exception_reason(exc)) from None
+    else:
+        text = item.payload
+    if not text or "_cell_length_a" not in text:
+        raise ValueError("not a CIF with a unit cell (no _cell_length_a)")
+    return text
 
 
 def _structure_from_cif(text: str):

@@ -28,7 +28,7 @@ import numpy as np
 from numba import njit
 
 from xtal_cli.xrd.reflections import Sticks
-from xtal_cli.xrd.scattering import scatterers, scattering_table
+from xtal_cli.xrd.scattering import scatterers, scattering_table, table_rows
 
 TWO_THETA_TOL = 1e-5  # pymatgen AbstractDiffractionPatternCalculator.TWO_THETA_TOL
 SCALED_INTENSITY_TOL = 1e-3  # pymatgen AbstractDiffractionPatternCalculator.SCALED_INTENSITY_TOL
@@ -303,17 +303,34 @@ def _pattern(matrix, recip, r, r_min, wavelength, frac, occ, el_start, a, b, z, 
 
 def fast_sticks(structure, wavelength: float, two_theta_range: tuple[float, float]) -> Sticks:
     """Same result as ``XRDCalculator(wavelength).get_pattern(structure, two_theta_range=...)``."""
-    matrix = structure.lattice.matrix
-    min_r, max_r = (2 * math.sin(math.radians(t / 2)) / wavelength for t in two_theta_range)
     frac, occ, rows = scatterers(structure)
     ustar, has_ustar = site_ustar(structure)
+    return sticks_from_arrays(
+        structure.lattice.matrix, frac, occ, rows, wavelength, two_theta_range,
+        ustar if has_ustar else None,
+    )  # fmt: skip
+
+
+def sticks_from_arrays(
+    matrix, frac, occ, rows, wavelength: float, two_theta_range, ustar=None
+) -> Sticks:
+    """:func:`fast_sticks` of scatterers given as arrays: fractional coordinates (N, 3),
+    occupancies (N,) and rows of the scattering table (N,), or element symbols."""
+    matrix = np.asarray(matrix, dtype=np.float64)
+    table = scattering_table()
+    if len(rows) and isinstance(rows[0], str):
+        rows = table_rows(rows)
+    rows = np.asarray(rows, dtype=np.int64)
+    min_r, max_r = (2 * math.sin(math.radians(t / 2)) / wavelength for t in two_theta_range)
+    has_ustar = ustar is not None
+    ustar = np.asarray(ustar, dtype=np.float64) if has_ustar else np.zeros((1, 3, 3))
     elems, elem = compact_rows(rows)
     order = np.argsort(elem, kind="stable")  # each element's scatterers contiguous
     el_start = np.searchsorted(elem[order], np.arange(len(elems) + 1))
-    table = scattering_table()
     tt, inten, hkl, d = _pattern(
         matrix, reciprocal_rows(matrix), float(max_r), float(min_r), float(wavelength),
-        frac[order], occ[order], el_start, table.a[elems], table.b[elems], table.z[elems],
+        np.ascontiguousarray(frac[order]), np.ascontiguousarray(occ[order]), el_start,
+        table.a[elems], table.b[elems], table.z[elems],
         ustar[order] if has_ustar else ustar, has_ustar,
     )  # fmt: skip
     if len(tt) == 0:

@@ -42,22 +42,37 @@ def symmetry_labels(structure, symprec: float = 0.1, angle_tolerance: float = 5.
     Disordered sites are typed by their full species composition (as pymatgen's
     SpacegroupAnalyzer does), so a mixed Dy/Sr site counts as one kind of atom.
     """
+    return cell_labels(
+        structure.lattice.matrix,
+        structure.frac_coords,
+        [site.species_string for site in structure],
+        structure.composition.reduced_formula,
+        symprec,
+        angle_tolerance,
+    )
+
+
+def cell_labels(
+    matrix, frac, species_strings, formula: str, symprec: float = 0.1, angle_tolerance: float = 5.0
+) -> dict:
+    """:func:`symmetry_labels` of a cell given as arrays (no pymatgen objects needed)."""
     import spglib
-    from pymatgen.core import Lattice
+
+    from xtal_cli.io.fastcif import lattice_parameters
 
     kinds: dict[str, int] = {}
-    types = [kinds.setdefault(site.species_string, len(kinds) + 1) for site in structure]
-    cell = (structure.lattice.matrix, structure.frac_coords, types)
+    types = [kinds.setdefault(s, len(kinds) + 1) for s in species_strings]
+    cell = (np.asarray(matrix), np.asarray(frac), types)
     dataset = spglib.get_symmetry_dataset(cell, symprec=symprec, angle_tolerance=angle_tolerance)
     if dataset is None:
         raise ValueError(f"spglib found no space group at symprec={symprec}")
     number = int(dataset.number)
-    a, b, c, alpha, beta, gamma = Lattice(dataset.std_lattice).parameters
+    lengths, angles = lattice_parameters(dataset.std_lattice)
     return {
-        "formula": structure.composition.reduced_formula,
+        "formula": formula,
         "space_group": number,
         "space_group_symbol": str(dataset.international),
         "crystal_system": crystal_system(number),
-        "n_sites": len(structure),
-        "lattice": np.array([a, b, c, alpha, beta, gamma]),
+        "n_sites": len(types),
+        "lattice": np.array([*lengths, *angles]),
     }

@@ -57,25 +57,32 @@ def scatterers(structure) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     Partially occupied and mixed sites give one scatterer per species, weighted by its occupancy,
     as pymatgen does. Raises ValueError (pymatgen's message) for a species without coefficients.
     """
-    row = scattering_table().row
     frac: list[np.ndarray] = []
     occ: list[float] = []
-    idx: list[int] = []
+    symbols: list[str] = []
     for site in structure:
         fc = site.frac_coords
         for sp, occu in site.species.items():
-            sym = sp.symbol
-            r = row.get(sym)
-            if r is None:
-                raise ValueError(
-                    "Unable to calculate XRD pattern as there is no scattering coefficients for "
-                    f"{sym}."
-                )
             frac.append(fc)
             occ.append(occu)
-            idx.append(r)
+            symbols.append(sp.symbol)
     return (
         np.asarray(frac, dtype=np.float64).reshape(-1, 3),
         np.asarray(occ, dtype=np.float64),
-        np.asarray(idx, dtype=np.int64),
+        table_rows(symbols),
     )
+
+
+def table_rows(symbols) -> np.ndarray:
+    """Row of every element symbol in the scattering table; ValueError (pymatgen's message) for
+    an element without coefficients."""
+    row = scattering_table().row
+    out = np.empty(len(symbols), dtype=np.int64)
+    for i, sym in enumerate(symbols):
+        r = row.get(sym)
+        if r is None:
+            raise ValueError(
+                f"Unable to calculate XRD pattern as there is no scattering coefficients for {sym}."
+            )
+        out[i] = r
+    return out
