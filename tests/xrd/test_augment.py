@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import warnings
+from collections import Counter
+from functools import cache
 
 import numpy as np
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from xtal_cli.xrd.augment import (
     AugmentSettings,
     augmented_profile,
+    augmented_profile_reference,
     draw_augmentation,
     march_dollase,
 )
@@ -19,6 +23,7 @@ from xtal_cli.xrd.sticks import Sticks
 
 GRID = np.arange(10.0, 90.0, 0.02)
 CUKA1 = 1.54056
+MOKA1 = 0.70930
 
 
 def _sticks():
@@ -136,3 +141,64 @@ def test_simulate_augment_records_draws(tmp_path, invoke):
         draws = [json.loads(v) for v in h5["extra/augment"][()]]
     assert len(draws) == 3 and {"U", "zero_shift", "counts"} <= set(draws[0])
     assert len({d["seed"] for d in draws}) == 3  # independent per pattern
+
+
+@cache
+def _real_cases() -> list:
+    """(sticks, lattice, λ) of mp-sample structures: cubic HfB12, hexagonal NbS2, triclinic AgSO4
+    (268 reflections), tetragonal KNaH2, and NbS2 again at Mo Kα1."""
+    import pandas as pd
+    from pymatgen.core import Structure
+
+    from xtal_cli.io.structures import builtin_path
+    from xtal_cli.xrd.sticks import compute_sticks
+
+    cifs = pd.read_csv(builtin_path("mp-sample"), nrows=6)["cif"]
+    out = []
+    for row, lam in ((0, CUKA1), (1, CUKA1), (4, CUKA1), (5, CUKA1), (1, MOKA1)):
+        with warnings.catch_warnings():  # pymatgen rounds a few coordinates of these CIFs
+            warnings.simplefilter("ignore")
+            s = Structure.from_str(cifs[row], fmt="cif")
+        out.append((compute_sticks(s, lam, (0.0, 90.0)), s.lattice, lam))
+    return out
+
+
+def test_compiled_render_equals_the_numpy_reference():
+    """200 draws on real structures, on xtal simulate's grid: the compiled render is the reference
+    to float rounding without noise, and with noise the same Poisson draws (identical output)."""
+    from xtal_cli.xrd.profile import ProfileSettings
+
+    grid = ProfileSettings(two_theta_min=0.02, two_theta_max=90.0, step=0.02).grid()
+    cases = _real_cases()
+    seen = Counter()
+    for i in range(200):
+        params = draw_augmentation(np.random.default_rng([0, i]))
+        sticks, lattice, lam = cases[i % len(cases)]
+        lattice = None if i % 7 == 0 else lattice  # as detect's mixtures call it
+        for p in (params, {**params, "counts": None}):
+            new = augmented_profile(sticks, grid, p, lam, lattice=lattice)
+            ref = augmented_profile_reference(sticks, grid, p, lam, lattice=lattice)
+            assert new.dtype == np.float32 and new.shape == grid.shape
+            if p["counts"]:
+                assert np.array_equal(new, ref), f"draw {i}: Poisson counts differ"
+            else:
+                assert np.abs(new.astype(float) - ref).max() <= 1e-6, f"draw {i}"
+        seen.update({
+            "ka2": params["ka2"], "texture": params["texture_r"] != 1.0 and lattice is not None,
+            "impurity": bool(params["impurity_two_theta"]), "window": bool(params["window"]),
+            "hump": params["hump_height"] > 0, "synchrotron": params["instrument"] != "lab",
+            "mo": lam == MOKA1 and params["ka2"],
+        })  # fmt: skip
+    assert min(seen.values()) >= 10, seen  # every effect drawn often enough to be compared
+
+
+def test_compiled_render_checks_its_inputs():
+    params = _clean()
+    with pytest.raises(ValueError, match="grid"):
+        augmented_profile(_sticks(), np.zeros(0), params, CUKA1)
+    with pytest.raises(ValueError, match="impurity"):
+        augmented_profile(_sticks(), GRID, _clean(impurity_two_theta=[40.0]), CUKA1)
+    bad = Sticks(two_theta=_sticks().two_theta, intensity=_sticks().intensity,
+                 hkl=_sticks().hkl[:2], d=_sticks().d)  # fmt: skip
+    with pytest.raises(ValueError, match="texture"):
+        augmented_profile(bad, GRID, _clean(texture_r=0.8), CUKA1, lattice=np.eye(3) * 5.43)

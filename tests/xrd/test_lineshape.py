@@ -63,6 +63,33 @@ def test_per_peak_eta_kernel_equals_numpy():
     assert np.array_equal(same, ls.pseudo_voigt_sum(grid, centers, areas, fwhm, [0.3] * 50, window))
 
 
+def test_tails_kernel_is_the_full_kernel_without_negligible_gaussians():
+    """Beyond ±GAUSS_FWHM FWHM only the Lorentzian: the same sum to float rounding, and pure
+    Gaussians (η = 0) stop at the core."""
+    from xtal_cli.xrd._lineshape_kernels import (
+        GAUSS_FWHM,
+        pseudo_voigt_into,
+        pseudo_voigt_tails_into,
+    )
+
+    rng = np.random.default_rng(7)
+    grid = np.arange(0.02, 90.0, 0.02)
+    centers = rng.uniform(-1.0, 91.0, 200)  # some windows cut by the ends of the grid
+    areas = rng.uniform(0.0, 100.0, 200)
+    fwhm = rng.uniform(0.005, 1.5, 200)
+    eta = np.where(rng.random(200) < 0.2, 0.0, rng.uniform(0.0, 1.0, 200))
+    lo = np.searchsorted(grid, centers - 20.0 * fwhm).astype(np.int64)
+    hi = np.searchsorted(grid, centers + 20.0 * fwhm).astype(np.int64)
+    args = (grid, centers, areas, fwhm, eta, lo, hi)
+    full = pseudo_voigt_into(np.zeros(grid.size), *args)
+    fast = pseudo_voigt_tails_into(np.zeros(grid.size), *args)
+    np.testing.assert_allclose(fast, full, rtol=1e-13, atol=1e-15 * full.max())
+    gauss = (np.array([45.0]), np.ones(1), np.array([0.1]), np.zeros(1))  # centre, area, FWHM, η
+    whole = (np.zeros(1, dtype=np.int64), np.full(1, grid.size, dtype=np.int64))
+    one = pseudo_voigt_tails_into(np.zeros(grid.size), grid, *gauss, *whole)
+    assert np.all(one[np.abs(grid - 45.0) > GAUSS_FWHM * 0.1 + 0.02] == 0.0) and one.max() > 9
+
+
 def test_tch_limits_are_pure_gauss_and_pure_lorentz():
     g = np.array([0.1, 0.3])
     fw, eta = ls.tch_width(g, np.zeros(2))

@@ -4,7 +4,8 @@ Models trained on ideal sticks meet real scans with broad and Lorentzian-tailed 
 doublets, zero and displacement shifts, backgrounds, counting noise, texture and impurity peaks.
 :func:`draw_augmentation` draws one set of such effects (a plain dict, recorded per pattern so a
 training set can be audited and reproduced); :func:`augmented_profile` renders the sticks of one
-structure with them.
+structure with them, in compiled code, and :func:`augmented_profile_reference` is the same render
+in numpy, kept as the reference the compiled one is tested against.
 
 Physics (the line shape, TCH widths and Kα2 positions are :mod:`xtal_cli.xrd.lineshape`):
 - widths: Thompson–Cox–Hastings pseudo-Voigt, Γ_G² = U tan²θ + V tanθ + W (Caglioti),
@@ -171,18 +172,106 @@ def march_dollase(hkl: np.ndarray, lattice, axis, r: float) -> np.ndarray:
     g = np.asarray(hkl, dtype=float) @ recip
     a = np.asarray(axis, dtype=float) @ recip
     cos = np.abs(g @ a) / (np.linalg.norm(g, axis=1) * np.linalg.norm(a) + 1e-300)
-    cos2 = np.clip(cos, 0.0, 1.0) ** 2
+    return march_dollase_weight(np.clip(cos, 0.0, 1.0) ** 2, r)
+
+
+# The effects as plain arithmetic on arrays or scalars: the reference below applies them to whole
+# arrays, and the fused kernel (xtal_cli.xrd._augment_kernel) compiles these same functions.
+
+
+def march_dollase_weight(cos2, r: float):
+    """March–Dollase P(α) = (r² cos²α + sin²α / r)^(−3/2) from cos²α."""
     return (r * r * cos2 + (1.0 - cos2) / r) ** -1.5
+
+
+def peak_shift(theta, zero_shift: float, displacement_mm: float, radius_mm: float):
+    """Δ2θ (deg) of a peak at θ (rad): zero shift z − 2 s cosθ / R (specimen displacement s)."""
+    return zero_shift - np.degrees(2.0 * displacement_mm * np.cos(theta) / radius_mm)
+
+
+def background_shape(x, grid, c1: float, c2: float, decay: float):
+    """Unscaled background at 2θ = *grid* (x: 2θ mapped onto 0–1): a quadratic in x floored at
+    0.1, plus the low-angle decay (air and holder scatter)."""
+    shape = 1.0 + c1 * (x - 0.5) + 2.0 * c2 * (x - 0.5) ** 2
+    return np.maximum(shape, 0.1) + decay * np.exp(-grid / 8.0)
+
+
+def amorphous_hump(grid, height: float, center: float, width: float):
+    """Gaussian hump of an amorphous phase or holder (height relative to the strongest point)."""
+    return height * np.exp(-0.5 * ((grid - center) / width) ** 2)
+
+
+_NO_TEXTURE = (np.zeros((0, 0)), np.zeros((0, 3)), np.zeros(3))  # recip, hkl, axis
 
 
 def augmented_profile(
     sticks, grid, params: dict, wavelength: float, *, lattice=None, ka2_wavelength=None
 ) -> np.ndarray:
     """Render *sticks* (a :class:`~xtal_cli.xrd.sticks.Sticks` at λ1 = *wavelength*) on *grid*
-    with the effects in *params*; float32 scaled to a maximum of 1 (0 outside the 2θ window).
+    (ascending, deg) with the effects in *params*; float32 scaled to a maximum of 1 (0 outside
+    the 2θ window).
 
     *lattice* enables March–Dollase texture; *ka2_wavelength* defaults to the Kα2 line of the
     element whose Kα1 is *wavelength* (Cu, Mo, …), else Kα2 is left out.
+
+    Compiled (:mod:`xtal_cli.xrd._augment_kernel`): equals :func:`augmented_profile_reference`
+    to float rounding, with the same Poisson draws for the same ``seed``. Its pseudo-Voigts skip
+    the Gaussian beyond ±4 FWHM, where it is below 6e-20 of its peak.
+    """
+    from xtal_cli.xrd import _augment_kernel as kernel
+
+    grid = np.ascontiguousarray(grid, dtype=float)
+    tt = np.ascontiguousarray(sticks.two_theta, dtype=float)
+    inten = np.ascontiguousarray(sticks.intensity, dtype=float)
+    imp_tt = np.asarray(params.get("impurity_two_theta", []), dtype=float)
+    imp_i = np.asarray(params.get("impurity_intensity", []), dtype=float)
+    if grid.ndim != 1 or grid.size == 0:
+        raise ValueError(f"grid must be a non-empty 1-D array of 2θ, got shape {grid.shape}")
+    if tt.shape != inten.shape or tt.ndim != 1 or imp_tt.shape != imp_i.shape:
+        raise ValueError("sticks (and impurity lines) need one intensity per 2θ")
+    r = float(params.get("texture_r", 1.0))
+    recip, hkl, axis = _NO_TEXTURE
+    if lattice is not None and r != 1.0 and len(sticks.hkl):
+        matrix = np.asarray(getattr(lattice, "matrix", lattice), dtype=float)
+        recip = np.ascontiguousarray(np.linalg.inv(matrix).T)  # rows: reciprocal vectors
+        hkl = np.ascontiguousarray(sticks.hkl, dtype=float)
+        axis = np.asarray(params["texture_axis"], dtype=float)
+        if hkl.shape != (len(tt), 3) or axis.shape != (3,):
+            raise ValueError("texture needs (h, k, l) per reflection and a 3-vector axis")
+    lam2 = ratio = 0.0
+    if params.get("ka2"):
+        doublet = kalpha_doublet(wavelength, ka2_wavelength, params["ka2_ratio"])
+        if doublet is not None:
+            _, lam2, ratio = doublet
+    c1, c2 = params.get("background_poly", [0.0, 0.0])
+    counts = float(params.get("counts") or 0.0)
+    hump = float(params.get("hump_height", 0.0))
+    hump_at = (params["hump_center"], params["hump_width"]) if hump > 0 else (0.0, 1.0)
+    y = kernel.render(
+        grid, tt, inten, hkl, recip, axis, r, imp_tt, imp_i,
+        float(params.get("zero_shift", 0.0)),
+        float(params.get("displacement_mm", 0.0)),
+        float(params.get("radius_mm", 240.0)),
+        float(wavelength), float(lam2), float(ratio),
+        *(float(params[k]) for k in "UVWXY"),
+        AUGMENT_WINDOW,
+        float(params.get("background_level", 0.0)), float(c1), float(c2),
+        float(params.get("background_decay", 0.0)),
+        hump, float(hump_at[0]), float(hump_at[1]),
+        counts,
+    )  # fmt: skip
+    if counts:
+        y = np.random.default_rng(params.get("seed", 0)).poisson(y)
+    window = params.get("window")
+    w_lo, w_hi = (float(window[0]), float(window[1])) if window is not None else (0.0, 0.0)
+    return kernel.finish(y, grid, window is not None, w_lo, w_hi)
+
+
+def augmented_profile_reference(
+    sticks, grid, params: dict, wavelength: float, *, lattice=None, ka2_wavelength=None
+) -> np.ndarray:
+    """:func:`augmented_profile` in numpy, one array operation per effect: the reference the
+    compiled render is tested against (tests/xrd/test_augment.py), as pymatgen is for the sticks.
     """
     grid = np.asarray(grid, dtype=float)
     tt = np.asarray(sticks.two_theta, dtype=float)
@@ -196,10 +285,12 @@ def augmented_profile(
     inten = np.concatenate([inten, imp_i])
     # peak shifts
     theta = np.radians(tt) / 2.0
-    shift = params.get("zero_shift", 0.0) - np.degrees(
-        2.0 * params.get("displacement_mm", 0.0) * np.cos(theta) / params.get("radius_mm", 240.0)
+    tt = tt + peak_shift(
+        theta,
+        params.get("zero_shift", 0.0),
+        params.get("displacement_mm", 0.0),
+        params.get("radius_mm", 240.0),
     )
-    tt = tt + shift
     if params.get("ka2"):
         doublet = kalpha_doublet(wavelength, ka2_wavelength, params["ka2_ratio"])
         if doublet is not None:
@@ -211,12 +302,11 @@ def augmented_profile(
     # background relative to the strongest point
     x = (grid - grid.min()) / max(np.ptp(grid), 1e-9)
     c1, c2 = params.get("background_poly", [0.0, 0.0])
-    shape = 1.0 + c1 * (x - 0.5) + 2.0 * c2 * (x - 0.5) ** 2
-    shape = np.maximum(shape, 0.1) + params.get("background_decay", 0.0) * np.exp(-grid / 8.0)
+    shape = background_shape(x, grid, c1, c2, params.get("background_decay", 0.0))
     bg = params.get("background_level", 0.0) * shape / max(shape.mean(), 1e-9)
     if params.get("hump_height", 0.0) > 0:
-        bg = bg + params["hump_height"] * np.exp(
-            -0.5 * ((grid - params["hump_center"]) / params["hump_width"]) ** 2
+        bg = bg + amorphous_hump(
+            grid, params["hump_height"], params["hump_center"], params["hump_width"]
         )
     y = y + bg
     if params.get("counts"):

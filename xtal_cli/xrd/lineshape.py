@@ -10,7 +10,9 @@
   derivatives, for the Rietveld engine (:mod:`xtal_cli.refine.engine`).
 
 The compiled kernels live in :mod:`xtal_cli.xrd._lineshape_kernels` and load (numba) on the
-first call that needs one; the Kα policy and the Caglioti/Lorentzian widths are plain numpy.
+first call that needs one; the Kα policy and the Caglioti/Lorentzian widths are plain numpy, and
+the fused augmentation kernel (:mod:`xtal_cli.xrd._augment_kernel`) compiles :func:`caglioti`,
+:func:`lorentzian_fwhm` and :func:`doublet_sine` as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from xtal_cli.xrd.units import WAVELENGTHS
 KA2_RATIO = 0.5  # I(Kα2)/I(Kα1) when the data do not say
 KA_ELEMENTS = ("Cu", "Mo", "Cr", "Fe", "Co", "Ag")  # tubes whose Kα lines are in WAVELENGTHS
 KA1_TOLERANCE = 2e-4  # Å: a wavelength this close to a Kα1 line is taken as that line
+CAGLIOTI_FLOOR = 1e-8  # deg²: Caglioti FWHM² below this (V < 0 at low angle) is taken as this
 
 
 # ----------------------------------------------------------------------------- pseudo-Voigt
@@ -50,7 +53,8 @@ def pseudo_voigt_sum(grid, centers, areas, fwhm, eta, window: float) -> np.ndarr
 
 
 def caglioti(theta, u: float, v: float, w: float):
-    """U tan²θ + V tanθ + W (θ in rad): FWHM² in deg² (Caglioti) or σ² in centideg² (GSAS-II)."""
+    """U tan²θ + V tanθ + W (θ in rad): FWHM² in deg² (Caglioti) or σ² in centideg² (GSAS-II).
+    Like :func:`lorentzian_fwhm`, plain arithmetic that the fused augmentation kernel compiles."""
     t = np.tan(theta)
     return u * t**2 + v * t + w
 
@@ -64,7 +68,7 @@ def lorentzian_fwhm(theta, x: float, y: float):
 def caglioti_fwhm(two_theta, u: float, v: float, w: float) -> np.ndarray:
     """FWHM (deg) from Caglioti's U, V, W (deg²) at *two_theta* (deg); clipped to stay positive."""
     theta = np.radians(np.asarray(two_theta, dtype=float)) / 2.0
-    return np.sqrt(np.maximum(caglioti(theta, u, v, w), 1e-8))
+    return np.sqrt(np.maximum(caglioti(theta, u, v, w), CAGLIOTI_FLOOR))
 
 
 def tch_width(g, lo) -> tuple[np.ndarray, np.ndarray]:
@@ -126,10 +130,16 @@ def kalpha_doublet(wavelength: float, wavelength2: float | None = None, ratio: f
     return wavelength, wavelength2, float(ratio) if ratio else KA2_RATIO
 
 
+def doublet_sine(two_theta, wavelength: float, other: float):
+    """sin θ' = (other / wavelength) sin θ of reflections at *two_theta* (deg). Plain arithmetic
+    on arrays or scalars: the fused augmentation kernel compiles this same function."""
+    return np.sin(np.radians(two_theta) / 2.0) * (other / wavelength)
+
+
 def doublet_two_theta(two_theta, wavelength: float, other: float) -> np.ndarray:
-    """2θ (deg) of the same reflections measured with *other* instead of *wavelength*:
-    sin θ' = (other / wavelength) sin θ; NaN where sin θ' ≥ 1 (not reached)."""
-    s = np.sin(np.radians(np.asarray(two_theta, dtype=float)) / 2.0) * (other / wavelength)
+    """2θ (deg) of the same reflections measured with *other* instead of *wavelength*
+    (:func:`doublet_sine`); NaN where sin θ' ≥ 1 (not reached)."""
+    s = doublet_sine(np.asarray(two_theta, dtype=float), wavelength, other)
     with np.errstate(invalid="ignore"):
         return np.where(s < 1.0, 2.0 * np.degrees(np.arcsin(s)), np.nan)
 
