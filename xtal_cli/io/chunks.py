@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -49,8 +50,13 @@ class ChunkFolder:
         return self.dir / f"chunk-{start:09d}.npz"
 
     def save(self, start: int, arrays: dict[str, np.ndarray]) -> None:
+        """An ``.npz`` deflated at level 1: ``np.savez_compressed``'s level 6 cost a simulate run
+        an eighth of its time for a few per cent of a temporary file's size."""
         with atomic_path(self.path(start)) as tmp, open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            with zipfile.ZipFile(fh, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+                for name, value in arrays.items():
+                    with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
     def load(self, start: int) -> dict[str, np.ndarray]:
         with np.load(self.path(start), allow_pickle=False) as npz:

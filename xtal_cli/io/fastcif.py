@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from functools import cache, cmp_to_key, lru_cache
 
@@ -252,7 +253,9 @@ def _species_string(species: tuple) -> str:
 def _average_electroneg(species: tuple) -> float:
     """``Composition.average_electroneg`` of a site's species."""
     total = sum(abs(o) for _, o in species)
-    x = sum(sp.X * abs(o) for sp, o in species) / total
+    with warnings.catch_warnings():  # pymatgen warns before giving NaN for He, Ne, Ar
+        warnings.simplefilter("ignore")
+        x = sum(sp.X * abs(o) for sp, o in species) / total
     if math.isnan(x):
         raise Fallback("an element without electronegativity (pymatgen orders such sites)")
     return x

@@ -278,7 +278,7 @@ class PatternSet:
 def write_patterns(path: str | os.PathLike, ps: PatternSet) -> None:
     """Write a :class:`PatternSet` atomically as ``patterns/1``."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        writer = PatternWriter(h5, ps.profile_grid, tuple(ps.extra))
+        writer = PatternWriter(h5, ps.profile_grid)
         writer.append(
             ps.ids, ps.labels, ps.lattice, ps.structures, ps.sticks_two_theta,
             ps.sticks_intensity, ps.sticks_hkl, ps.profiles, ps.extra,
@@ -293,7 +293,7 @@ class PatternWriter:
     needs memory for one batch only: every per-pattern dataset is resizable and grows as
     batches are appended; ``finish`` writes the counts, attributes and failures."""
 
-    def __init__(self, h5: h5py.File, profile_grid=None, extra_names=()):
+    def __init__(self, h5: h5py.File, profile_grid=None):
         self.h5 = h5
         self.n = 0
         self.n_sticks = 0
@@ -311,8 +311,6 @@ class PatternWriter:
         _growable(self.sticks, "hkl", np.int32, (3,))
         self.meta = h5.create_group("meta")
         self.extra = h5.create_group("extra")
-        for name in extra_names:
-            _growable(self.extra, name, _STR, ())
         self.profile = None
         if profile_grid is not None:
             grid = np.asarray(profile_grid, dtype=np.float64)
@@ -342,17 +340,24 @@ class PatternWriter:
         if self.profile is not None:
             _extend(self.profile["intensity"], np.asarray(profiles, dtype=np.float32))
         for name, values in (extra or {}).items():
-            _extend(self.extra[name], _text(values))
+            self._append_typed(self.extra, name, values)
         self.n += n
 
     def append_meta(self, name: str, values) -> None:
         """Add a batch of one metadata column (numbers as float64, anything else as text); the
         first batch fixes the column's type."""
+        self._append_typed(self.meta, name, np.asarray(values), np.float64)
+
+    @staticmethod
+    def _append_typed(group: h5py.Group, name: str, values, numeric=None) -> None:
+        """Text as UTF-8 strings, numbers as *numeric* (default: their own type, any shape);
+        the first batch creates the dataset."""
         arr = np.asarray(values)
         text = arr.dtype.kind in "OUS"
-        if name not in self.meta:
-            _growable(self.meta, name, _STR if text else np.float64, ())
-        _extend(self.meta[name], _text(arr) if text else arr.astype(np.float64))
+        dtype = _STR if text else (numeric or arr.dtype)
+        if name not in group:
+            _growable(group, name, dtype, () if text else arr.shape[1:])
+        _extend(group[name], _text(arr) if text else arr.astype(dtype))
 
     def finish(self, attrs: Mapping, failures: list[tuple[str, str, str]]) -> None:
         write_attrs(self.h5, "patterns", attrs)
@@ -384,7 +389,11 @@ def _extend(ds: h5py.Dataset, values) -> None:
 
 
 def _text(values) -> np.ndarray:
-    return np.array(["" if v is None else str(v) for v in np.asarray(values).ravel()], dtype=object)
+    """Strings for a vlen-UTF-8 dataset (a list is not first turned into a fixed-width array:
+    structure JSON strings are kilobytes each)."""
+    if isinstance(values, np.ndarray):
+        values = values.ravel().tolist()
+    return np.array(["" if v is None else str(v) for v in values], dtype=object)
 
 
 def _flat(arrays, dtype, tail: tuple) -> np.ndarray:

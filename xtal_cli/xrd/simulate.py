@@ -343,7 +343,7 @@ def run_simulation(
     starts: list[int] = []
     with atomic_path(output) as tmp, h5py.File(tmp, "w") as h5:
         grid = settings.profile.grid() if settings.profile is not None else None
-        writer = PatternWriter(h5, grid, ("augment",) if settings.augment else ())
+        writer = PatternWriter(h5, grid)
 
         def add(start: int, results: list[dict]) -> None:
             starts.append(start)
