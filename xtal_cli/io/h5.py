@@ -278,7 +278,7 @@ class PatternSet:
 def write_patterns(path: str | os.PathLike, ps: PatternSet) -> None:
     """Write a :class:`PatternSet` atomically as ``patterns/1``."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        writer = PatternWriter(h5, ps.profile_grid)
+        writer = PatternWriter(h5, ps.profile_grid if ps.profiles is not None else None)
         writer.append(
             ps.ids, ps.labels, ps.lattice, ps.structures, ps.sticks_two_theta,
             ps.sticks_intensity, ps.sticks_hkl, ps.profiles, ps.extra,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from xtal_cli.xrd import augment as _aug
+from xtal_cli.xrd import augment_terms as _aug
 from xtal_cli.xrd import lineshape as _ls
 from xtal_cli.xrd._lineshape_kernels import pseudo_voigt_tails_into, tch
 

@@ -29,6 +29,12 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from xtal_cli.errors import ParameterError
+from xtal_cli.xrd.augment_terms import (
+    amorphous_hump,
+    background_shape,
+    march_dollase_weight,
+    peak_shift,
+)
 from xtal_cli.xrd.lineshape import kalpha2_lines, kalpha_doublet, pseudo_voigt_sum, tch_fwhm_eta
 from xtal_cli.xrd.units import WAVELENGTHS
 
@@ -173,32 +179,6 @@ def march_dollase(hkl: np.ndarray, lattice, axis, r: float) -> np.ndarray:
     a = np.asarray(axis, dtype=float) @ recip
     cos = np.abs(g @ a) / (np.linalg.norm(g, axis=1) * np.linalg.norm(a) + 1e-300)
     return march_dollase_weight(np.clip(cos, 0.0, 1.0) ** 2, r)
-
-
-# The effects as plain arithmetic on arrays or scalars: the reference below applies them to whole
-# arrays, and the fused kernel (xtal_cli.xrd._augment_kernel) compiles these same functions.
-
-
-def march_dollase_weight(cos2, r: float):
-    """March–Dollase P(α) = (r² cos²α + sin²α / r)^(−3/2) from cos²α."""
-    return (r * r * cos2 + (1.0 - cos2) / r) ** -1.5
-
-
-def peak_shift(theta, zero_shift: float, displacement_mm: float, radius_mm: float):
-    """Δ2θ (deg) of a peak at θ (rad): zero shift z − 2 s cosθ / R (specimen displacement s)."""
-    return zero_shift - np.degrees(2.0 * displacement_mm * np.cos(theta) / radius_mm)
-
-
-def background_shape(x, grid, c1: float, c2: float, decay: float):
-    """Unscaled background at 2θ = *grid* (x: 2θ mapped onto 0–1): a quadratic in x floored at
-    0.1, plus the low-angle decay (air and holder scatter)."""
-    shape = 1.0 + c1 * (x - 0.5) + 2.0 * c2 * (x - 0.5) ** 2
-    return np.maximum(shape, 0.1) + decay * np.exp(-grid / 8.0)
-
-
-def amorphous_hump(grid, height: float, center: float, width: float):
-    """Gaussian hump of an amorphous phase or holder (height relative to the strongest point)."""
-    return height * np.exp(-0.5 * ((grid - center) / width) ** 2)
 
 
 _NO_TEXTURE = (np.zeros((0, 0)), np.zeros((0, 3)), np.zeros(3))  # recip, hkl, axis
