@@ -302,14 +302,6 @@ def _oxidation_states(block) -> dict[str, float] | None:
     return oxi
 
 
-def _in_pbc(found: np.ndarray, n: int, coord: np.ndarray) -> bool:
-    if n == 0:
-        return False
-    d = found[:n] - coord
-    d -= np.round(d)
-    return bool(np.any(np.all(np.abs(d) < SITE_TOLERANCE, axis=1)))
-
-
 def read_cif_arrays(text: str) -> CellArrays:
     """Parse one CIF into :class:`CellArrays` as pymatgen would; raises :class:`Fallback` (with
     the reason) for what the fast path leaves to pymatgen, including CIFs gemmi cannot read."""
