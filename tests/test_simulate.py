@@ -329,3 +329,15 @@ def test_a_csv_without_cif_column_fails_before_any_work(tmp_path, invoke):
     result = invoke("simulate", bad, "-o", tmp_path / "o.h5", "-q")
     assert result.exit_code == 2 and "no 'cif' column" in result.stderr
     assert not (tmp_path / "o.h5.partial.d").exists()
+
+
+def test_a_truncated_csv_gz_is_one_clear_line(tmp_path, small_structures, invoke):
+    """A stream that breaks mid-file: the row it broke after, exit 2, no traceback."""
+    path = _csv(tmp_path / "s.csv.gz", small_structures, 40)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    result = invoke("simulate", path, "-o", tmp_path / "o.h5", "--chunk-size", "4")
+    assert result.exit_code == 2
+    assert "cannot be read as CSV after row" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "o.h5").exists()

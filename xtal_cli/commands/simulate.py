@@ -128,12 +128,14 @@ def simulate(
     with progress_bar(quiet) as bar:
         task = bar.add_task("simulate", total=None)
         if not quiet:  # the total, counted beside the run (a pass over the CSVs)
-            threading.Thread(
-                target=lambda: bar.update(
-                    task, total=count_items(sources or [], builtin, random_n, limit)
-                ),
-                daemon=True,
-            ).start()
+
+            def count() -> None:
+                try:
+                    bar.update(task, total=count_items(sources or [], builtin, random_n, limit))
+                except Exception:  # an unreadable input: the run itself says so, once
+                    pass
+
+            threading.Thread(target=count, daemon=True).start()
         result = simulate_structures(  # checks the 2θ range, engine and symprec
             items,
             wavelength=wavelength,
