@@ -29,16 +29,20 @@ RUTILE_OPS = [
     "-x, -y, -z", "x, y, -z", "y+1/2, -x+1/2, -z+1/2", "-y+1/2, x+1/2, -z+1/2",
     "x+1/2, -y+1/2, z+1/2", "-x+1/2, y+1/2, z+1/2", "-y, -x, z", "y, x, z",
 ]  # fmt: skip
-ATOMS = """loop_
+ATOM_LOOP = """loop_
 _atom_site_label
 _atom_site_type_symbol
 _atom_site_fract_x
 _atom_site_fract_y
 _atom_site_fract_z
 _atom_site_occupancy
-Ti1 Ti 0 0 0 1
+"""
+ATOMS = (
+    ATOM_LOOP
+    + """Ti1 Ti 0 0 0 1
 O1 O 0.3048(2) 0.3048(2) 0 1.0
 """
+)
 
 
 def _cif(ops, tag="_symmetry_equiv_pos_as_xyz", atoms=ATOMS, cell=CELL) -> str:
@@ -94,18 +98,14 @@ def test_the_newer_symop_tag_is_read():
 
 def test_partial_and_mixed_occupancy():
     """A Dy/Sr site given as two rows on one position, and a half-occupied O site."""
-    atoms = """loop_
-_atom_site_label
-_atom_site_type_symbol
-_atom_site_fract_x
-_atom_site_fract_y
-_atom_site_fract_z
-_atom_site_occupancy
-Dy1 Dy 0 0 0 0.6
+    atoms = (
+        ATOM_LOOP
+        + """Dy1 Dy 0 0 0 0.6
 Sr1 Sr 0 0 0 0.4
 Ti1 Ti 0.5 0.5 0.5 1
 O1 O 0.5 0.5 0 0.5
 """
+    )
     cubic = CELL.replace("4.5937", "3.905").replace("2.9587", "3.905")
     ops = ["x,y,z", "-x,-y,-z", "y,x,z", "z,x,y", "y,z,x", "-y,-x,-z", "-z,-x,-y", "-y,-z,-x"]
     text = _cif(ops, atoms=atoms, cell=cubic)
