@@ -341,3 +341,17 @@ def test_a_truncated_csv_gz_is_one_clear_line(tmp_path, small_structures, invoke
     assert "cannot be read as CSV after row" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_a_folder_is_walked_in_sorted_order(tmp_path):
+    """The lazy folder walk gives sorted(rglob)'s order (paths compare part by part)."""
+    from xtal_cli.io.structures import STRUCTURE_SUFFIXES, _suffix, expand_sources
+
+    for rel in ("b.cif", "b/x.cif", "a.cif", "A.cif", "b-c.cif", "b/a/z.cif", "c.csv", "d.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("x")
+    expected = sorted(
+        p for p in tmp_path.rglob("*") if p.is_file() and _suffix(p) in STRUCTURE_SUFFIXES
+    )
+    assert expand_sources([str(tmp_path)]) == expected
+    assert [p.name for p in expected][2:5] == ["z.cif", "x.cif", "b-c.cif"]

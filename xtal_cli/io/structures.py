@@ -9,7 +9,10 @@ structure is recorded as a failure and never stops a batch.
 from __future__ import annotations
 
 import glob
+import hashlib
+import itertools
 import json
+import os
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ BUILTINS: dict[str, str] = {"mp-sample": "mp_sample.csv.gz"}
 CIF_SUFFIXES = (".cif", ".mcif")
 CSV_SUFFIXES = (".csv", ".csv.gz")
 JSON_SUFFIXES = (".json", ".json.gz")
+STRUCTURE_SUFFIXES = CIF_SUFFIXES + CSV_SUFFIXES + JSON_SUFFIXES
 ID_COLUMNS = ("material_id", "id", "name")
 
 
@@ -58,29 +62,58 @@ def _suffix(path: Path) -> str:
 
 def expand_sources(sources: list[str]) -> list[Path]:
     """Paths, folders (their CIF/CSV/JSON files) and glob patterns, in a stable order."""
-    out: list[Path] = []
+    return [p for group in source_groups(sources) for p in group]
+
+
+def source_groups(sources: list[str]) -> list[list[Path] | FolderFiles]:
+    """Per source, its files in a stable order: a list for a path or a glob pattern, a lazy walk
+    for a folder (a folder of millions of CIFs is never listed whole). Missing paths, patterns
+    that match nothing and folders without structure files fail here, before any work."""
+    out: list[Iterable[Path]] = []
     for src in sources:
         if any(ch in src for ch in "*?["):
             matches = sorted(glob.glob(src, recursive=True))
             if not matches:
                 raise XtalError(f"{src}: the pattern matches no files")
-            out.extend(Path(m) for m in matches)
+            out.append([Path(m) for m in matches])
             continue
         path = Path(src)
         if not path.exists():
             raise XtalError(f"{path}: no such file or folder")
         if path.is_dir():
-            found = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file() and _suffix(p) in CIF_SUFFIXES + CSV_SUFFIXES + JSON_SUFFIXES
-            )
-            if not found:
+            walk = _walk(path)
+            first = next(walk, None)
+            if first is None:
                 raise XtalError(f"{path}: folder holds no .cif, .csv or .json files")
-            out.extend(found)
+            out.append(FolderFiles(itertools.chain([first], walk)))
         else:
-            out.append(path)
+            out.append([path])
     return out
+
+
+class FolderFiles:
+    """The files of a folder as a lazy walk (iterate once)."""
+
+    def __init__(self, paths: Iterator[Path]):
+        self._paths = paths
+
+    def __iter__(self) -> Iterator[Path]:
+        return self._paths
+
+
+def _walk(folder: Path) -> Iterator[Path]:
+    """Structure files under *folder*, depth first with the entries of each folder sorted by
+    name: the order of ``sorted(folder.rglob("*"))`` (paths compare part by part), holding one
+    folder's listing at a time."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise XtalError(f"{folder}: cannot be listed ({exception_reason(exc)})") from None
+    for entry in entries:
+        if entry.is_dir():
+            yield from _walk(Path(entry.path))
+        elif entry.is_file() and _suffix(Path(entry.name)) in STRUCTURE_SUFFIXES:
+            yield Path(entry.path)
 
 
 def items_from_file(path: Path) -> list[StructureItem]:
@@ -201,10 +234,13 @@ def iter_items(
     """:func:`collect_items` as a stream: CSV rows and CIF files are read as they are needed, so
     any number of structures passes through bounded memory. Bad paths and headers fail here,
     before the first item."""
-    paths = expand_sources(list(sources))
-    streams = [iter_csv(builtin_path(name)) for name in builtins]
-    for path in paths:  # open every CSV now: a missing 'cif' column is found before any work
-        streams.append(iter_csv(path) if _suffix(path) in CSV_SUFFIXES else path)
+    groups = source_groups(list(sources))
+    streams: list = [iter_csv(builtin_path(name)) for name in builtins]
+    for group in groups:
+        if isinstance(group, list):  # named files: a CSV's header is checked now, before work
+            streams.extend(iter_csv(p) if _suffix(p) in CSV_SUFFIXES else p for p in group)
+        else:
+            streams.append(group)  # a folder's walk, read as the run goes
     if not streams and not random_n:
         raise XtalError(
             "no structures given; pass CIF/CSV/JSON files, --builtin NAME or --random N"
@@ -216,6 +252,12 @@ def _chain(streams, random_n: int, seed: int) -> Iterator[StructureItem]:
     for stream in streams:
         if isinstance(stream, Path):
             yield from items_from_file(stream)
+        elif isinstance(stream, FolderFiles):  # a folder: its files, one by one
+            for path in stream:
+                if _suffix(path) in CSV_SUFFIXES:
+                    yield from iter_csv(path)
+                else:
+                    yield from items_from_file(path)
         else:
             yield from stream
     yield from random_items(random_n, seed)
@@ -242,25 +284,34 @@ def count_items(
     n = random_n
     for name in builtins:
         n += sum(1 for _ in iter_csv(builtin_path(name)))
-    for path in expand_sources(list(sources)):
-        suffix = _suffix(path)
-        if suffix in CSV_SUFFIXES:
-            n += sum(1 for _ in iter_csv(path))
-        elif suffix in JSON_SUFFIXES:
-            n += len(items_from_json(path))
-        else:
-            n += 1
+    for group in source_groups(list(sources)):
+        for path in group:
+            suffix = _suffix(path)
+            if suffix in CSV_SUFFIXES:
+                n += sum(1 for _ in iter_csv(path))
+            elif suffix in JSON_SUFFIXES:
+                n += len(items_from_json(path))
+            else:
+                n += 1
     return min(n, limit) if limit else n
 
 
 def sources_key(
     sources: list[str], builtins=(), random_n: int = 0, seed: int = 0, limit: int | None = None
 ) -> str:
-    """A fingerprint of the inputs for ``--resume`` that needs no pass over them: every file's
-    path, size and modification time."""
-    files = [builtin_path(b) for b in builtins] + expand_sources(list(sources))
-    stats = [(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    return json.dumps({"files": stats, "random": random_n, "seed": seed, "limit": limit})
+    """A fingerprint of the inputs for ``--resume``: every file's path, size and modification
+    time, hashed as the names stream by (no file is read, no list of files is kept)."""
+    digest = hashlib.sha256()
+    n_files = 0
+    for group in [[builtin_path(b) for b in builtins], *source_groups(list(sources))]:
+        for p in group:  # streamed: a folder of millions of files is never listed whole
+            st = p.stat()
+            digest.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            n_files += 1
+    return json.dumps(
+        {"files": n_files, "digest": digest.hexdigest(), "random": random_n, "seed": seed,
+         "limit": limit}
+    )  # fmt: skip
 
 
 def unique_ids(items: list[StructureItem]) -> list[StructureItem]:
