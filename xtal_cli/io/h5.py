@@ -132,23 +132,6 @@ def gzip_options(n: int) -> dict:
     return {"compression": "gzip", "compression_opts": 4} if n > 64 else {}
 
 
-def write_ragged(group: h5py.Group, name: str, arrays: list[np.ndarray], dtype) -> None:
-    """Write a list of arrays as ``<name>`` (concatenated) with ``offsets`` alongside."""
-    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    if "offsets" not in group:
-        group.create_dataset("offsets", data=offsets)
-    elif not np.array_equal(group["offsets"][()], offsets):
-        raise ValueError(f"ragged column {name} does not share the group's offsets")
-    tail_shape = np.asarray(arrays[0]).shape[1:] if arrays else ()
-    flat = (
-        np.concatenate([np.asarray(a, dtype=dtype).reshape((-1,) + tail_shape) for a in arrays])
-        if arrays
-        else np.zeros((0,) + tail_shape, dtype=dtype)
-    )
-    group.create_dataset(name, data=flat, **gzip_options(flat.size))
-
-
 def read_ragged(group: h5py.Group, name: str) -> list[np.ndarray]:
     offsets = group["offsets"][()]
     flat = group[name][()]

@@ -251,19 +251,22 @@ def iter_items(
 def _chain(streams, random_n: int, seed: int) -> Iterator[StructureItem]:
     for stream in streams:
         if isinstance(stream, Path):
-            yield from items_from_file(stream)
+            yield from _file_items(stream)
         elif isinstance(stream, FolderFiles):  # a folder: its files, one by one
             for path in stream:
-                if _suffix(path) in CSV_SUFFIXES:
-                    yield from iter_csv(path)
-                else:
-                    yield from items_from_file(path)
+                yield from _file_items(path)
         else:
             yield from stream
     yield from random_items(random_n, seed)
 
 
+def _file_items(path: Path) -> Iterable[StructureItem]:
+    """The items of one file, a CSV's rows read as they are needed."""
+    return iter_csv(path) if _suffix(path) in CSV_SUFFIXES else items_from_file(path)
+
+
 def _unique_stream(items: Iterable[StructureItem], limit: int | None) -> Iterator[StructureItem]:
+    """The first *limit* items (all for None), repeated ids made unique as they stream by."""
     seen: dict[str, int] = {}
     for k, item in enumerate(items):
         if limit and k >= limit:
@@ -282,17 +285,9 @@ def count_items(
 ) -> int:
     """How many items :func:`iter_items` yields (a pass over CSVs without parsing any CIF)."""
     n = random_n
-    for name in builtins:
-        n += sum(1 for _ in iter_csv(builtin_path(name)))
-    for group in source_groups(list(sources)):
+    for group in [[builtin_path(name) for name in builtins], *source_groups(list(sources))]:
         for path in group:
-            suffix = _suffix(path)
-            if suffix in CSV_SUFFIXES:
-                n += sum(1 for _ in iter_csv(path))
-            elif suffix in JSON_SUFFIXES:
-                n += len(items_from_json(path))
-            else:
-                n += 1
+            n += sum(1 for _ in _file_items(path))
     return min(n, limit) if limit else n
 
 
@@ -316,17 +311,7 @@ def sources_key(
 
 def unique_ids(items: list[StructureItem]) -> list[StructureItem]:
     """*items* with repeated ids made unique (``id#2``, ``id#3`` …), order kept."""
-    seen: dict[str, int] = {}
-    unique = []
-    for item in items:
-        n = seen.get(item.id, 0) + 1
-        seen[item.id] = n
-        unique.append(
-            item
-            if n == 1
-            else StructureItem(f"{item.id}#{n}", item.kind, item.payload, item.source, item.meta)
-        )
-    return unique
+    return list(_unique_stream(items, None))
 
 
 def load_structure(item: StructureItem):
@@ -418,7 +403,8 @@ def random_structure(seed: int, index: int, max_tries: int = 30):
 
 
 def structure_json(structure) -> str:
-    """Compact, exact JSON of a pymatgen Structure (what patterns files store)."""
+    """Compact, exact JSON of a pymatgen Structure, or of anything with the same ``as_dict``
+    (the fast reader's cells): what patterns files store."""
     return json.dumps(structure.as_dict(), separators=(",", ":"))
 
 
@@ -435,12 +421,27 @@ def meta_columns(items: list[StructureItem]) -> list[str]:
     return list(cols)
 
 
-def meta_array(values: list[str]) -> np.ndarray:
-    """Numeric metadata as float64 (empty -> NaN); anything else stays text."""
+def meta_array(values: list[str], numeric: bool | None = None) -> np.ndarray:
+    """Numeric metadata as float64 (empty -> NaN); anything else stays text. *numeric* forces
+    the type a column was given over all its values (see :func:`meta_is_number`)."""
+    if numeric is not False:
+        try:
+            return np.array([float(v) if v not in ("", None) else np.nan for v in values])
+        except (TypeError, ValueError):
+            if numeric:
+                raise
+    return np.array(["" if v is None else str(v) for v in values], dtype=object)
+
+
+def meta_is_number(value) -> bool:
+    """Whether one metadata value keeps its column numeric (a number, or empty)."""
+    if value in ("", None):
+        return True
     try:
-        return np.array([float(v) if v not in ("", None) else np.nan for v in values])
+        float(value)
     except (TypeError, ValueError):
-        return np.array(["" if v is None else str(v) for v in values], dtype=object)
+        return False
+    return True
 
 
 __all__ = [

@@ -38,6 +38,7 @@ from xtal_cli.io.structures import (
     cif_text,
     load_structure,
     meta_array,
+    meta_is_number,
     structure_json,
 )
 from xtal_cli.xrd.profile import ProfileSettings, render_profile
@@ -152,11 +153,7 @@ def simulate_item(item: StructureItem, index: int, settings: SimulationSettings)
             else:
                 profile = render_profile(sticks.two_theta, sticks.intensity, settings.profile, rng)
         stage = "structure"
-        text_json = (
-            json.dumps(cell.as_dict(), separators=(",", ":"))
-            if cell is not None
-            else structure_json(structure)
-        )
+        text_json = structure_json(cell if cell is not None else structure)
     except Exception as exc:  # recorded per item; the batch goes on
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return {"id": item.id, "stage": stage, "reason": text[:300], "failed": True}
@@ -408,30 +405,12 @@ def _write_meta(writer: PatternWriter, parts: _Parts, starts: list[int]) -> list
     for start in starts:
         for meta in parts.load_meta(start):
             for name, value in meta.items():
-                columns[name] = columns.get(name, True) and _numeric(value)
+                columns[name] = columns.get(name, True) and meta_is_number(value)
     for start in starts:
         metas = parts.load_meta(start)
         for name, numeric in columns.items():
-            values = [m.get(name, "") for m in metas]
-            if numeric:
-                writer.append_meta(
-                    name, np.array([float(v) if v not in ("", None) else np.nan for v in values])
-                )
-            else:
-                writer.append_meta(
-                    name, np.array(["" if v is None else str(v) for v in values], dtype=object)
-                )
+            writer.append_meta(name, meta_array([m.get(name, "") for m in metas], numeric))
     return list(columns)
-
-
-def _numeric(value) -> bool:
-    if value in ("", None):
-        return True
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 def _write_fallbacks(h5: h5py.File, fallbacks: list[tuple[str, str]]) -> None:
