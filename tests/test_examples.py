@@ -93,6 +93,16 @@ def test_identify_mixture(tmp_path):
     assert abs(found["TiO2"] - 35.0) < 2 and abs(found["ZnO"] - 65.0) < 2, done.stdout
 
 
+def test_predict_structures(tmp_path):
+    out = tmp_path / "predict"
+    _run(["bash", str(EXAMPLES / "predict_structures.sh"), str(out)], tmp_path)
+    records = json.loads((out / "candidates.json").read_text())
+    assert {r["query"] for r in records} == {"KBr", "LiCoS2"}
+    assert all(Path(r["cif"]).is_file() for r in records)
+    reverse = (out / "reverse.csv").read_text().splitlines()
+    assert reverse[0].startswith("rank,formula,score") and len(reverse) == 6
+
+
 def test_cluster_oxides(tmp_path):
     out = tmp_path / "clusters"
     done = _run(["bash", str(EXAMPLES / "cluster_oxides.sh"), str(out)], tmp_path)

@@ -73,6 +73,13 @@ _API = {
     "cluster_by_property": "xtal_cli.api:cluster_by_property",
     "ClusterSettings": "xtal_cli.cluster.run:ClusterSettings",
     "PropertyClusters": "xtal_cli.cluster.zspace:PropertyClusters",
+    # template-based structure prediction (CSPML pair classifier + a joint embedding)
+    "train_templates": "xtal_cli.api:train_templates",
+    "TemplateSettings": "xtal_cli.templates.train:TemplateSettings",
+    "PairSettings": "xtal_cli.templates.pairs:PairSettings",
+    "EmbeddingSettings": "xtal_cli.templates.embedding:EmbeddingSettings",
+    "TemplatePredictor": "xtal_cli.templates.predict:TemplatePredictor",
+    "Candidate": "xtal_cli.templates.predict:Candidate",
     # one-phase detectors (synthetic mixtures, a 1D CNN)
     "train_detector": "xtal_cli.detect.train:train_detector",
     "DetectorTrainSettings": "xtal_cli.detect.train:DetectorTrainSettings",

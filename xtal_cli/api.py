@@ -317,6 +317,27 @@ def describe_structures(
     )
 
 
+def train_templates(
+    structures,
+    output: str | os.PathLike,
+    settings=None,
+    *,
+    jobs: int = 1,
+    resume: bool = False,
+    on_progress=None,
+) -> dict:
+    """A template folder for structure prediction (what ``xtal train-templates`` runs) from
+    *structures* (pymatgen Structures, CIF/CSV/JSON paths or :func:`builtin_structures`);
+    *settings* a :class:`~xtal_cli.templates.train.TemplateSettings`. Returns the manifest
+    (counts, held-out pair accuracy). Load the folder with
+    :class:`~xtal_cli.templates.predict.TemplatePredictor`."""
+    from xtal_cli.parallel import worker_count
+    from xtal_cli.templates.train import train_templates as run
+
+    return run(_items(structures), output, settings, jobs=worker_count(jobs), resume=resume,
+               progress=on_progress)  # fmt: skip
+
+
 def cluster_by_property(
     descriptors, properties, *, n_clusters: int = 20, select=(), seed: int = 0, **options
 ):

@@ -27,6 +27,8 @@ COMMAND_MODULES = (
     "train_embed",
     "embed",
     "neighbors",
+    "train_templates",
+    "predict_structure",
 )
 
 app = typer.Typer(

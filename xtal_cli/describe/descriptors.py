@@ -50,6 +50,8 @@ PRESETS: dict[str, tuple[str, ...]] = {
         "density",
         "symmetry",
     ),
+    # what a formula alone gives (train-templates / predict-structure query by composition)
+    "composition": ("element_properties", "stoichiometry", "valence_orbitals", "ionic_character"),
 }
 SITE_STATS = ("mean", "std_dev", "minimum", "maximum")
 SYMMETRY_FEATURES = ("spacegroup_num", "crystal_system_int", "is_centrosymmetric", "n_symmetry_ops")
@@ -97,8 +99,6 @@ class Describer:
             Stoichiometry,
             ValenceOrbital,
         )
-        from matminer.featurizers.site import CrystalNNFingerprint
-        from matminer.featurizers.structure import DensityFeatures, GlobalSymmetryFeatures
 
         self.settings = settings or DescriptorSettings()
         self._composition = {
@@ -107,9 +107,14 @@ class Describer:
             "valence_orbitals": ValenceOrbital(),
             "ionic_character": IonProperty(fast=True),
         }
-        self._density = DensityFeatures()
-        self._symmetry = GlobalSymmetryFeatures(list(SYMMETRY_FEATURES))
-        self._site = CrystalNNFingerprint.from_preset("ops")
+        if set(self.settings.families) - set(self._composition):
+            # matminer's structure and site modules take seconds to import: only when needed
+            from matminer.featurizers.site import CrystalNNFingerprint
+            from matminer.featurizers.structure import DensityFeatures, GlobalSymmetryFeatures
+
+            self._density = DensityFeatures()
+            self._symmetry = GlobalSymmetryFeatures(list(SYMMETRY_FEATURES))
+            self._site = CrystalNNFingerprint.from_preset("ops")
         self.names: list[str] = []
         self.families: list[str] = []
         for family in self.settings.families:
@@ -150,6 +155,23 @@ class Describer:
                 except Exception as exc:  # matminer/pymatgen raise many types
                     raise DescriptorError(family, exception_reason(exc)) from None
                 values.extend(part)
+        return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+    def describe_composition(self, composition) -> np.ndarray:
+        """The composition families of *composition* (a pymatgen Composition); the settings
+        must hold no structure family."""
+        structural = [f for f in self.settings.families if f not in self._composition]
+        if structural:
+            raise ParameterError("preset", self.settings.preset, "needs a structure for "
+                                 f"{', '.join(structural)}; use preset 'composition'")  # fmt: skip
+        values: list[float] = []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for family in self.settings.families:
+                try:
+                    values.extend(self._composition[family].featurize(composition))
+                except Exception as exc:  # matminer raises many types
+                    raise DescriptorError(family, exception_reason(exc)) from None
         return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
 
     def _family(self, family: str, structure) -> list:

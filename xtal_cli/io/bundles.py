@@ -24,8 +24,11 @@ from xtal_cli import __version__
 from xtal_cli.errors import XtalError
 
 # Model kinds this code writes and reads, their layout versions, and the stage that writes each.
-MODEL_LAYOUTS: dict[str, int] = {"symmetry-model": 2}
-MODEL_WRITERS: dict[str, str] = {"symmetry-model": "xtal train-symmetry"}
+MODEL_LAYOUTS: dict[str, int] = {"symmetry-model": 2, "pair-classifier": 1}
+MODEL_WRITERS: dict[str, str] = {
+    "symmetry-model": "xtal train-symmetry",
+    "pair-classifier": "xtal train-templates",
+}
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 # What pickles and joblib's compressors start with (a joblib bundle is a possibly compressed

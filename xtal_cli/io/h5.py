@@ -31,6 +31,7 @@ LAYOUTS: dict[str, int] = {
     "graphs": 1,
     "descriptors": 1,
     "clusters": 1,
+    "templates": 1,
 }
 
 # Which subcommand writes each kind, for error messages.
@@ -41,6 +42,7 @@ WRITERS: dict[str, str] = {
     "graphs": "xtal train-embed",
     "descriptors": "xtal describe",
     "clusters": "xtal cluster",
+    "templates": "xtal train-templates",
 }
 
 _STR = h5py.string_dtype(encoding="utf-8")
