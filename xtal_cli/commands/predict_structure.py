@@ -76,8 +76,14 @@ def predict_structure(
             if output is not None:
                 row["cif"] = str(_write_cif(output, cand))
             rows.append(row)
-    _emit(rows, fmt, ["query", "rank", "score", "formula", "prototype", "spacegroup",
-                      "template_id", "template_formula"] + (["cif"] if output else []))  # fmt: skip
+    if fmt == "table":  # what fits a terminal; the CIFs' folder is said below
+        columns = ["query", "rank", "score", "prototype", "template_formula"]
+    else:
+        columns = ["query", "rank", "score", "formula", "exact_stoichiometry", "prototype",
+                   "spacegroup", "template_id", "template_formula"]  # fmt: skip
+        columns += ["cif"] if output else []
+    if rows:
+        _emit(rows, fmt, columns)
     for message in failures:
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     if failures and len(failures) == len(names):
@@ -119,6 +125,8 @@ def _emit(rows: list[dict], fmt: str, columns: list[str]) -> None:
     from rich.table import Table
 
     table = Table(*columns, box=None, header_style="bold")
+    for column in table.columns:
+        column.no_wrap = True
     for row in rows:
         table.add_row(*[_cell(row.get(c)) for c in columns])
     console.print(table)

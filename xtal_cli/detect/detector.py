@@ -11,7 +11,6 @@ predicting refuses a scan of another wavelength or one that does not cover the t
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from xtal_cli.errors import XtalError
+from xtal_cli.io.bundles import file_sha256 as sha256
 
 LAYOUT = "detector/1"
 META = "detector.json"
@@ -36,14 +36,6 @@ def classify(p: float) -> str:
         if p > threshold:
             return name
     return "D"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def detector_grid(two_theta_min: float, two_theta_max: float, step: float) -> np.ndarray:

@@ -69,6 +69,15 @@ def fingerprint(*arrays) -> str:
     return h.hexdigest()[:16]
 
 
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks: what folder manifests record."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def layout_of(kind: str) -> str:
     return f"{kind}/{MODEL_LAYOUTS[kind]}"
 

@@ -17,7 +17,6 @@ templates/
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import h5py
 import numpy as np
 
 from xtal_cli.errors import XtalError
+from xtal_cli.io.bundles import file_sha256 as sha256
 from xtal_cli.io.h5 import (
     atomic_path,
     open_checked,
@@ -153,14 +153,6 @@ def read_library(path: str | os.PathLike) -> TemplateLibrary:
     if lib.descriptors.shape != (n, len(lib.descriptor_names)) or len(lib.fingerprints) != n:
         raise XtalError(f"{path}: tables of different lengths; train the templates again")
     return lib
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def write_manifest(folder: Path, payload: dict) -> None:
