@@ -100,9 +100,11 @@ def train_templates(
             f"failures{shown}",
             highlight=False,
         )
-        from xtal_cli.templates.library import LIBRARY, read_library
+        from xtal_cli.io.h5 import open_checked, read_failures
+        from xtal_cli.templates.library import LIBRARY
 
-        print_failures(read_library(Path(output) / LIBRARY).failures, Path(output) / LIBRARY)
+        with open_checked(Path(output) / LIBRARY, "templates") as h5:  # the failures only
+            print_failures(read_failures(h5), Path(output) / LIBRARY)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ the family as its stage; every other structure is described.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from collections.abc import Callable
@@ -19,13 +18,13 @@ import numpy as np
 from xtal_cli.describe.descriptors import Describer, DescriptorError, DescriptorSettings
 from xtal_cli.describe.store import DescriptorSet, write_descriptors
 from xtal_cli.errors import ParameterError
-from xtal_cli.io.chunks import ChunkFolder, compute_chunks
+from xtal_cli.io.chunks import ChunkFolder, compute_chunks, ids_digest, resumable_chunks
 from xtal_cli.io.structures import StructureItem, load_structure, meta_array, meta_columns
 
 _DESCRIBERS: dict[DescriptorSettings, Describer] = {}
 
 
-def _describer(settings: DescriptorSettings) -> Describer:
+def cached_describer(settings: DescriptorSettings) -> Describer:
     """One Describer per process and settings (matminer reads its element tables once)."""
     if settings not in _DESCRIBERS:
         _DESCRIBERS[settings] = Describer(settings)
@@ -45,7 +44,7 @@ def describe_item(item: StructureItem, settings: DescriptorSettings) -> dict:
         record["formula"] = composition.reduced_formula
         record["elements"] = " ".join(el.symbol for el in composition.elements)
     try:
-        values = _describer(settings).describe(structure)
+        values = cached_describer(settings).describe(structure)
     except DescriptorError as exc:
         return {**record, "stage": exc.stage, "reason": exc.reason}
     return {**record, "failed": False, "values": values}
@@ -56,7 +55,7 @@ def _describe_chunk(items, start: int, settings: DescriptorSettings) -> dict[str
     string with every record (so resuming unpickles nothing)."""
     results = [describe_item(item, settings) for item in items]
     ok = [r.pop("values") for r in results if not r["failed"]]
-    width = len(_describer(settings).names)
+    width = len(cached_describer(settings).names)
     values = np.array(ok, dtype=np.float64).reshape(len(ok), width)
     return {"values": values, "records": np.array(json.dumps(results))}
 
@@ -92,28 +91,21 @@ def run_description(
                 on_progress(min(chunk_size, len(items) - start))
         return _assemble([chunks[s] for s in starts], items, settings, extra_attrs or {})
 
-    ids = hashlib.sha256("\n".join(i.id for i in items).encode()).hexdigest()[:16]
     key = json.dumps(
-        {"settings": asdict(settings), "ids": ids, "n": len(items), "chunk": chunk_size}
-    )
+        {"settings": asdict(settings), "ids": ids_digest(items), "n": len(items),
+         "chunk": chunk_size}
+    )  # fmt: skip
     parts = ChunkFolder(output, key)
-    finished = parts.open(resume)
-    todo = [s for s in starts if s not in finished]
-    if on_progress and finished:
-        on_progress(sum(min(chunk_size, len(items) - s) for s in finished))
-    for start, arrays in compute_chunks(*args, todo, chunk_size, jobs, backend, scheduler,
-                                        settings):  # fmt: skip
-        parts.save(start, arrays)
-        if on_progress:
-            on_progress(min(chunk_size, len(items) - start))
-    result = _assemble([parts.load(s) for s in starts], items, settings, extra_attrs or {})
+    chunks = resumable_chunks(*args, parts, resume, chunk_size, jobs, backend, scheduler,
+                              settings, on_progress=on_progress)  # fmt: skip
+    result = _assemble(chunks, items, settings, extra_attrs or {})
     write_descriptors(output, result)
     parts.remove()
     return result
 
 
 def _assemble(chunks, items, settings: DescriptorSettings, extra_attrs: dict) -> DescriptorSet:
-    describer = _describer(settings)
+    describer = cached_describer(settings)
     records = [r for c in chunks for r in json.loads(str(c["records"]))]
     ok = [r for r in records if not r["failed"]]
     values = [c["values"] for c in chunks]
@@ -134,4 +126,4 @@ def _assemble(chunks, items, settings: DescriptorSettings, extra_attrs: dict) ->
     )
 
 
-__all__ = ["describe_item", "run_description"]
+__all__ = ["cached_describer", "describe_item", "run_description"]

@@ -9,6 +9,7 @@ so an interrupted run loses at most one chunk per worker.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import shutil
 import zipfile
@@ -64,6 +65,39 @@ class ChunkFolder:
 
     def remove(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def ids_digest(items: Sequence) -> str:
+    """A short SHA-256 of the items' ids in order: part of a run's resume fingerprint."""
+    return hashlib.sha256("\n".join(i.id for i in items).encode()).hexdigest()[:16]
+
+
+def resumable_chunks(
+    work: Callable,
+    items: Sequence,
+    parts: ChunkFolder,
+    resume: bool,
+    chunk_size: int,
+    jobs: int,
+    backend: str = "loky",
+    scheduler: str | None = None,
+    *args,
+    on_progress: Callable[[int], None] | None = None,
+) -> list[dict[str, np.ndarray]]:
+    """Every chunk's arrays in order: chunks finished by an earlier run are kept (*resume*),
+    the rest computed by ``work(chunk, start, *args)`` and saved in *parts* as they finish."""
+    starts = range(0, len(items), chunk_size)
+    size = lambda s: min(chunk_size, len(items) - s)  # noqa: E731
+    finished = parts.open(resume)
+    if on_progress and finished:
+        on_progress(sum(size(s) for s in finished))
+    todo = [s for s in starts if s not in finished]
+    for start, arrays in compute_chunks(work, items, todo, chunk_size, jobs, backend, scheduler,
+                                        *args):  # fmt: skip
+        parts.save(start, arrays)
+        if on_progress:
+            on_progress(size(start))
+    return [parts.load(s) for s in starts]
 
 
 def compute_chunks(

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from xtal_cli.errors import ParameterError, XtalError
+from xtal_cli.templates.embedding import encode
 from xtal_cli.templates.library import EMBEDDING, LIBRARY, PAIRS, read_library, read_manifest
 
 RANKERS = ("pairs", "embedding", "both", "euclidean", "random")
@@ -105,7 +106,7 @@ class TemplatePredictor:
     def _load_embedding(self) -> None:
         import torch
 
-        from xtal_cli.templates.embedding import EmbeddingSettings, build_model, encode
+        from xtal_cli.templates.embedding import EmbeddingSettings, build_model
 
         info = self.manifest["embedding"]
         settings = EmbeddingSettings(**info["config"])
@@ -118,7 +119,6 @@ class TemplatePredictor:
                             "templates again") from None  # fmt: skip
         self.model = model
         self._structure_embedding = encode(model, "structure", self.library.fingerprints)
-        self._encode = encode
 
     # -- candidates ---------------------------------------------------------------------------
     def _amounts(self, i: int) -> dict:
@@ -151,20 +151,24 @@ class TemplatePredictor:
         zq = self.query_vector(composition)
         if ranker == "random":
             return np.random.default_rng(seed).random(len(rows))
-        if ranker == "euclidean" or (ranker == "pairs" and self.forest is None):
-            # a similarity in (0, 1]: the pairs ranker's stand-in where no forest was trained
-            return 1 / (1 + np.linalg.norm(self.Z[rows] - zq, axis=1) / np.sqrt(zq.size))
         if ranker in ("embedding", "both") and self.model is None:
             raise XtalError(f"{self.folder}: was trained without the embedding; use "
                             "--ranker pairs")  # fmt: skip
-        if ranker == "pairs":
-            return pair_scores(self.forest, self.Z[rows], zq)
-        emb = (self._encode(self.model, "composition", zq[None, :]) @
+        if ranker == "euclidean":
+            return self._distance_similarity(zq, rows)
+        if ranker in ("pairs", "both"):
+            pairs = (pair_scores(self.forest, self.Z[rows], zq) if self.forest is not None
+                     else self._distance_similarity(zq, rows))  # fmt: skip
+            if ranker == "pairs":
+                return pairs
+        emb = (encode(self.model, "composition", zq[None, :]) @
                self._structure_embedding[rows].T)[0]  # fmt: skip
-        if ranker == "embedding":
-            return emb
-        pairs = self.scores(composition, rows, "pairs")
-        return 0.5 * (pairs + (emb + 1) / 2)
+        return emb if ranker == "embedding" else 0.5 * (pairs + (emb + 1) / 2)
+
+    def _distance_similarity(self, zq: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """A similarity in (0, 1] from the Euclidean distance of standardised descriptors: the
+        baseline, and the pairs ranker's stand-in where no forest was trained."""
+        return 1 / (1 + np.linalg.norm(self.Z[rows] - zq, axis=1) / np.sqrt(zq.size))
 
     def query_vector(self, composition) -> np.ndarray:
         from xtal_cli.describe.descriptors import DescriptorError
@@ -245,7 +249,7 @@ class TemplatePredictor:
             info = analyse_structure(structure, float(self.library.attrs.get("symprec", 0.1)))
         except ValueError as exc:
             raise XtalError(f"the structure cannot be analysed: {exc}") from None
-        zs = self._encode(self.model, "structure", info["fingerprint"][None, :])[0]
+        zs = encode(self.model, "structure", info["fingerprint"][None, :])[0]
         if formulas:
             comps = [parse_formula(f) if isinstance(f, str) else f for f in formulas]
             Z = np.array([self.query_vector(c) for c in comps])
@@ -259,7 +263,7 @@ class TemplatePredictor:
             Z = self.Z[rows]
             names = [self.library.formulas[i] for i in rows]
             known = [self.library.prototype_names[i] for i in rows]
-        sims = self._encode(self.model, "composition", Z) @ zs
+        sims = encode(self.model, "composition", Z) @ zs
         order = np.argsort(-sims, kind="stable")[:k]
         return [{"rank": r + 1, "formula": names[i], "score": round(float(sims[i]), 6),
                  "known_structure": known[i]} for r, i in enumerate(order)]  # fmt: skip

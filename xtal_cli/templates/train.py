@@ -60,16 +60,12 @@ class TemplateSettings:
         return out
 
 
-_DESCRIBER = None
-
-
 def _describer():
-    global _DESCRIBER
-    if _DESCRIBER is None:
-        from xtal_cli.describe.descriptors import Describer, DescriptorSettings
+    """The composition-only Describer, one per process (cached by xtal describe's runner)."""
+    from xtal_cli.describe.descriptors import DescriptorSettings
+    from xtal_cli.describe.run import cached_describer
 
-        _DESCRIBER = Describer(DescriptorSettings(preset="composition"))
-    return _DESCRIBER
+    return cached_describer(DescriptorSettings(preset="composition"))
 
 
 def analyse_item(item: StructureItem, symprec: float) -> dict:
@@ -123,24 +119,16 @@ def _energy(meta: dict, column: str) -> float:
 def analyse_items(items, output: Path, settings: TemplateSettings, *, jobs=1, resume=False,
                   chunk_size=128, backend="loky", scheduler=None, progress=None):  # fmt: skip
     """Stage 1: records, descriptors and fingerprints of every item (resumable chunks)."""
-    from xtal_cli.io.chunks import ChunkFolder, compute_chunks
+    from xtal_cli.io.chunks import ChunkFolder, ids_digest, resumable_chunks
 
-    starts = list(range(0, len(items), chunk_size))
-    ids = hashlib.sha256("\n".join(i.id for i in items).encode()).hexdigest()[:16]
-    key = json.dumps({"symprec": settings.symprec, "ids": ids, "n": len(items),
+    key = json.dumps({"symprec": settings.symprec, "ids": ids_digest(items), "n": len(items),
                       "chunk": chunk_size, "stage": "analysis"})  # fmt: skip
     parts = ChunkFolder(output / LIBRARY, key)
-    finished = parts.open(resume)
-    done = lambda s: min(chunk_size, len(items) - s)  # noqa: E731
-    if progress and finished:
-        progress("analyse", sum(done(s) for s in finished), len(items))
-    todo = [s for s in starts if s not in finished]
-    for start, arrays in compute_chunks(_analyse_chunk, items, todo, chunk_size, jobs, backend,
-                                        scheduler, settings.symprec):  # fmt: skip
-        parts.save(start, arrays)
-        if progress:
-            progress("analyse", done(start), len(items))
-    chunks = [parts.load(s) for s in starts]
+    chunks = resumable_chunks(
+        _analyse_chunk, items, parts, resume, chunk_size, jobs, backend, scheduler,
+        settings.symprec, on_progress=(lambda n: progress("analyse", n, len(items)))
+        if progress else None,
+    )  # fmt: skip
     records = [r for c in chunks for r in json.loads(str(c["records"]))]
     width = len(_describer().names)
     values = np.concatenate([c["values"] for c in chunks]) if chunks else np.zeros((0, width))
@@ -321,8 +309,11 @@ def train_templates(
         raise XtalError(f"{output}: exists and is not a folder")
     output.mkdir(parents=True, exist_ok=True)
     (output / MANIFEST).unlink(missing_ok=True)  # the folder is incomplete until the end
-    ids = hashlib.sha256("\n".join(i.id for i in items).encode()).hexdigest()[:16]
-    key = json.dumps({"ids": ids, "n": len(items), "settings": settings.key()}, sort_keys=True)
+    from xtal_cli.io.chunks import ids_digest
+
+    key = json.dumps(
+        {"ids": ids_digest(items), "n": len(items), "settings": settings.key()}, sort_keys=True
+    )
     lib_path = output / LIBRARY
     lib = None
     if resume and lib_path.exists():
