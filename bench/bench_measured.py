@@ -436,6 +436,185 @@ def symmetry_eval(shared: Path, picks: list[dict], n: int | None, copies: int, t
     }
 
 
+CUTS = ((5.0, 65.0), (10.0, 80.0), (20.0, 100.0))
+
+
+def _cut(scan, lo: float, hi: float):
+    """The part of *scan* within 2θ lo–hi, or None when the scan stops before *hi* (the cut
+    would not shorten it) or starts above *lo* + 5° (it would not be that window)."""
+    import dataclasses
+
+    tt = scan.two_theta
+    if tt[-1] < hi - 0.5 or tt[0] > lo + 5.0:
+        return None
+    keep = (tt >= lo) & (tt <= hi)
+    sigma = scan.sigma[keep] if scan.sigma is not None else None
+    return dataclasses.replace(scan, two_theta=tt[keep], counts=scan.counts[keep], sigma=sigma)
+
+
+def _ranked(model, scan) -> tuple[list[str], list[int], dict]:
+    pred = model.predict(scan, top=1000)[0]
+    if pred.error:
+        raise RuntimeError(pred.error)
+    info = {"p_top": round(pred.crystal_systems[0][1], 3), "warnings": pred.warnings}
+    return [c for c, _ in pred.crystal_systems], [n for n, _, _ in pred.space_groups], info
+
+
+def held_out_eval(model, data_dir: Path, seeds: tuple[int, ...]) -> dict | None:
+    """The bundle's held-out formulas, re-drawn from the training files with several window
+    seeds: crystal system, space group top-1/top-10 and ECE per seed (None without the files)."""
+    from xtal_cli.symmetry.metrics import top_k_accuracy
+    from xtal_cli.symmetry.profile_model import (
+        SYSTEMS,
+        CNNTrainSettings,
+        draw_windows,
+        expected_calibration_error,
+        load_profile_data,
+        split_groups,
+    )
+
+    names = [src["file"] for src in model.training_.get("sources", [])]
+    paths = [data_dir / n for n in names]
+    if not names or not all(p.exists() for p in paths):
+        return None
+    settings = CNNTrainSettings(**{k: tuple(v) if isinstance(v, list) else v
+                                   for k, v in model.training_["settings"].items()})  # fmt: skip
+    data = load_profile_data(paths, model.grid_)
+    _, _, test = split_groups(data, settings.test_size, settings.val_fraction, settings.seed)
+    y_cs = np.array([SYSTEMS.index(c) for c in data.crystal_system[test]])
+    classes = list(model.classes_["space_group"])
+    pos = {int(g): i for i, g in enumerate(classes)}
+    y_sg = np.array([pos.get(int(g), len(classes)) for g in data.space_group[test]])
+    rows = []
+    for seed in seeds:
+        w = draw_windows(np.random.default_rng([seed, 77]), data.bins[test], model.grid_, settings)
+        proba = model.predict_proba(data.values[test], w)
+        sg = np.concatenate([proba["space_group"], np.zeros((len(test), 1))], axis=1)
+        ece_cs = expected_calibration_error(proba["crystal_system"], y_cs)
+        rows.append({
+            "window_seed": seed,
+            "crystal_system": round(float(np.mean(proba["crystal_system"].argmax(1) == y_cs)), 4),
+            "space_group_top1": round(top_k_accuracy(sg, y_sg, 1), 4),
+            "space_group_top10": round(top_k_accuracy(sg, y_sg, 10), 4),
+            "crystal_system_ece": round(ece_cs, 4),
+            "space_group_ece": round(expected_calibration_error(sg, y_sg), 4),
+        })  # fmt: skip
+    keys = [k for k in rows[0] if k != "window_seed"]
+    return {
+        "n_patterns": int(len(test)),
+        "formulas": int(len(np.unique(data.groups[test]))),
+        "per_seed": rows,
+        "mean": {k: round(float(np.mean([r[k] for r in rows])), 4) for k in keys},
+        "min": {k: round(float(np.min([r[k] for r in rows])), 4) for k in keys},
+    }
+
+
+def builtin_eval(shared: Path, picks: list[dict], model_path: Path | None, data_dir: Path) -> dict:
+    """The built-in (or given) symmetry model on the shared single-phase scans, full and cut to
+    5–65°, 10–80° and 20–100°; the CLI's wall time for one file; batched throughput; held-out."""
+    import os
+
+    from xtal_cli.symmetry.features import read_scan_with
+    from xtal_cli.symmetry.profile_model import builtin_model_path, load_symmetry_model
+
+    path = model_path or builtin_model_path()
+    model = load_symmetry_model(path)
+    identified = {r["scan"]: r["identified_by_peaks"] for r in picks}
+    rows, scans = [], []
+    for name, scan_path, cifs in single_phase_scans(shared):
+        labels = true_labels(cifs)
+        truth_cs = {cs for _, cs in labels.values()}
+        truth_sg = {sg for sg, _ in labels.values()}
+        strict = [c for c in identified.get(scan_path.name, []) if c in labels]
+        strict_cs = {labels[c][1] for c in strict}
+        strict_sg = {labels[c][0] for c in strict}
+        scan = read_scan_with(scan_path, "CuKa")
+        scans.append(scan)
+        row = {"scan": scan_path.name, "phase": name,
+               "range": [round(float(scan.two_theta[0]), 2), round(float(scan.two_theta[-1]), 2)],
+               "true_crystal_systems": sorted(truth_cs),
+               "true_space_groups": sorted(truth_sg)}  # fmt: skip
+        for key, lo_hi in [("full", None), *((f"{lo:g}-{hi:g}", (lo, hi)) for lo, hi in CUTS)]:
+            part = scan if lo_hi is None else _cut(scan, *lo_hi)
+            if part is None:
+                row[key] = None
+                continue
+            cs, sg, info = _ranked(model, part)
+            row[key] = {"top_system": cs[0], "system_rank": rank_of(truth_cs, cs),
+                        "space_group_rank": rank_of(truth_sg, sg),
+                        "system_rank_identified": rank_of(strict_cs, cs),
+                        "space_group_rank_identified": rank_of(strict_sg, sg),
+                        "top_space_groups": sg[:3], **info}  # fmt: skip
+        rows.append(row)
+        print({"scan": row["scan"], **{k: (v or {}).get("system_rank") for k, v in row.items()
+                                       if k == "full" or "-" in k}}, file=sys.stderr)  # fmt: skip
+
+    def count(key: str, field: str, k: int, among=None) -> int:
+        return sum(1 for r in rows if r[key] is not None and (among is None or r[among])
+                   and r[key][field] is not None and r[key][field] <= k)  # fmt: skip
+
+    summary = {"scans": len(rows)}
+    for suffix in ("", "_identified"):
+        summary[f"system_top1{suffix}"] = count("full", f"system_rank{suffix}", 1)
+        summary[f"system_top2{suffix}"] = count("full", f"system_rank{suffix}", 2)
+        summary[f"space_group_top1{suffix}"] = count("full", f"space_group_rank{suffix}", 1)
+        summary[f"space_group_top10{suffix}"] = count("full", f"space_group_rank{suffix}", 10)
+    windows = {}
+    for lo, hi in CUTS:
+        key = f"{lo:g}-{hi:g}"
+        covered = [r for r in rows if r[key] is not None]
+        cut_first = sum(1 for r in covered if r[key]["system_rank"] == 1)
+        full_first = sum(1 for r in covered if r["full"]["system_rank"] == 1)
+        windows[key] = {"scans_covering": len(covered), "system_top1_cut": cut_first,
+                        "system_top1_full": full_first,
+                        "lost": full_first - cut_first}  # fmt: skip
+    # speed: one file through the CLI (fresh process: imports, model load, read, answer)
+    xtal = Path(sys.executable).with_name("xtal")
+    y2o3 = Path(__file__).resolve().parents[1] / "xtal_cli/data/examples/Y2O3/Y2O3.xy"
+    cmd = [str(xtal), "predict-symmetry", *([str(path)] if model_path else []), str(y2o3),
+           "--wavelength", "CuKa", "--format", "json"]  # fmt: skip
+    walls = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True)
+        walls.append(time.perf_counter() - t0)
+    # batched: the 13 scans repeated to 2,000 (read once; resampling and network timed)
+    batch = [scans[i % len(scans)] for i in range(2000)]
+    model.predict(batch[:50])
+    t0 = time.perf_counter()
+    model.predict(batch)
+    per_s = len(batch) / (time.perf_counter() - t0)
+    import torch
+
+    return {
+        "model": str(path),
+        "model_bytes": path.stat().st_size,
+        "bundle_metrics": model.metrics_,
+        "bundle_training": {k: v for k, v in model.training_.items() if k != "history"},
+        "summary": summary,
+        "windows": windows,
+        "acceptance": {
+            "system_top1_at_least_11": summary["system_top1"] >= 11,
+            "system_top2_all_13": summary["system_top2"] == summary["scans"] == 13,
+            "space_group_top10_at_least_10": summary["space_group_top10"] >= 10,
+            "each_cut_loses_at_most_one": all(w["lost"] <= 1 for w in windows.values()),
+            "cli_one_file_under_3s": float(np.median(walls)) < 3.0,
+            "batched_at_least_1000_per_s": per_s >= 1000,
+            "bundle_at_most_25MB": path.stat().st_size <= 25e6,
+        },
+        "speed": {
+            "cli_one_file_wall_s": [round(w, 2) for w in walls],
+            "cli_one_file_median_s": round(float(np.median(walls)), 2),
+            "batched_scans_per_s": round(per_s, 1),
+            "batch": len(batch),
+            "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(),
+        },  # fmt: skip
+        "held_out": held_out_eval(model, data_dir, (0, 1, 2)),
+        "per_scan": rows,
+    }
+
+
 def featurize_jobs(n: int, jobs: int) -> dict:
     """Featurize the first *n* profiles of augmented copy 0 (``--source profile --indexing``)
     with 1 and with *jobs* workers in the same run: the same rows, and the speed ratio."""
@@ -494,6 +673,19 @@ def main() -> None:
         metavar="N",
         help="also time featurize -j 1 against -j J on N augmented profiles (copy 0)",
     )
+    ap.add_argument(
+        "--builtin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score the built-in symmetry model (or --model) on the scans, cut windows, speed",
+    )
+    ap.add_argument("--model", type=Path, help="a symmetry model file instead of the built-in")
+    ap.add_argument(
+        "--model-data",
+        type=Path,
+        default=Path("build/model"),
+        help="folder with the model's training patterns files (held-out re-scoring)",
+    )
     ap.add_argument("-j", "--jobs", type=int, default=1)
     ap.add_argument("--name", default="measured", help="results file name in bench/results")
     args = ap.parse_args()
@@ -510,6 +702,8 @@ def main() -> None:
             args.sticks_all,
             "lattices" if args.lattices else ("systems" if args.indexing else "none"),
         )  # fmt: skip
+    if args.builtin:
+        result["builtin_model"] = builtin_eval(shared, picks, args.model, args.model_data)
     if args.featurize_jobs:
         result["featurize_jobs"] = featurize_jobs(args.featurize_jobs, max(args.jobs, 2))
     if previous.exists():  # keep what this run did not redo (last comparison, variants tried)

@@ -51,6 +51,16 @@ def test_structures_to_prediction(tmp_path):
     assert '"crystal_system"' in done.stdout  # the prediction is shown too
 
 
+def test_measured_scans(tmp_path):
+    out = tmp_path / "measured"
+    done = _run(["bash", str(EXAMPLES / "measured_scans.sh"), str(out)], tmp_path)
+    full = json.loads((out / "builtin_full.json").read_text())[0]
+    cut = json.loads((out / "builtin_cut.json").read_text())[0]
+    assert full["crystal_system"] == cut["crystal_system"] == "cubic"
+    assert json.loads((out / "own_model.json").read_text())[0]["crystal_systems"]
+    assert "builtin_cut" in done.stdout
+
+
 def test_refine_y2o3(tmp_path):
     out = tmp_path / "bbo"
     _run(["bash", str(EXAMPLES / "refine_y2o3.sh"), str(out)], tmp_path, TRIALS="3")

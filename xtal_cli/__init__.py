@@ -6,6 +6,7 @@ session from a measured scan to a ranked symmetry and a refinement::
     import xtal_cli as xtal
 
     scan = xtal.read_scan("Y2O3.xy", wavelength="CuKa")           # Kα1+Kα2 lab scan
+    xtal.builtin_symmetry_model().predict(scan)[0].crystal_systems  # shipped profile CNN
     patterns = xtal.simulate(xtal.builtin_structures(limit=500), augment=True)
     features = xtal.featurize(patterns, source="profile", lattices=True)
     model = xtal.SymmetryModel(n_estimators=100, seed=0).fit(features)
@@ -50,6 +51,12 @@ _API = {
     "Prediction": "xtal_cli.symmetry.predict:Prediction",
     "train_symmetry": "xtal_cli.symmetry.train:train_symmetry",
     "TrainOptions": "xtal_cli.symmetry.train:TrainOptions",
+    "ProfileSymmetryModel": "xtal_cli.symmetry.profile_model:ProfileSymmetryModel",
+    "load_symmetry_model": "xtal_cli.symmetry.profile_model:load_symmetry_model",
+    "builtin_symmetry_model": "xtal_cli.api:builtin_symmetry_model",
+    "train_profile_model": "xtal_cli.symmetry.profile_model:train_profile_model",
+    "CNNTrainSettings": "xtal_cli.symmetry.profile_model:CNNTrainSettings",
+    "QGrid": "xtal_cli.symmetry.qgrid:QGrid",
     # refinement
     "refine_bbo": "xtal_cli.api:refine_bbo",
     "Space": "xtal_cli.refine.bbo:Space",

@@ -213,6 +213,14 @@ def featurize(
     return featurize_scans(scans, settings, ka2=ka2, prominence=prominence)
 
 
+def builtin_symmetry_model():
+    """The symmetry model shipped in the package: a profile CNN for measured scans of any window
+    (docs/measured-data.md); ``.predict(scan)`` ranks crystal systems and space groups."""
+    from xtal_cli.symmetry.profile_model import builtin_model_path, load_symmetry_model
+
+    return load_symmetry_model(builtin_model_path())
+
+
 def refine_bbo(
     pattern: str | os.PathLike,
     cif: str | os.PathLike,

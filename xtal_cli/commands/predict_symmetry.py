@@ -12,18 +12,39 @@ from xtal_cli.errors import XtalError
 HELP = (
     "Rank crystal systems and space groups of measured powder patterns (.xy .xye .csv .dat .txt "
     ".xrdml; files, folders, globs, or - to read paths from stdin) or of a features/patterns "
-    ".h5 file, with a model file from xtal train-symmetry. Peaks are picked, converted with the "
-    "data's wavelength into the model's unit, and checked against the model's range."
+    ".h5 file. Without a model file the built-in model answers (a profile CNN trained on "
+    "augmented patterns of 27,248 Materials Project structures, any scan window; see "
+    "docs/measured-data.md); a model file from xtal train-symmetry given first is used instead. "
+    "The data's wavelength places the pattern in the model's unit, and the scan is checked "
+    "against what the model was trained on."
 )
 EPILOG = (
-    "Example: xtal predict-symmetry symmetry.h5 scan.xy --wavelength CuKa --top 5  |  "
-    "ls *.xrdml | xtal predict-symmetry symmetry.h5 - --format jsonl"
+    "Example: xtal predict-symmetry scan.xy --wavelength CuKa  |  "
+    "xtal predict-symmetry symmetry.h5 scan.xy --top 5  |  "
+    "ls *.xrdml | xtal predict-symmetry - --format jsonl"
 )
+
+
+def split_model_argument(args: list[str]) -> tuple[Path | None, list[str]]:
+    """``(model file, inputs)``: the first argument is the model when it is a file that is
+    neither a scan (by suffix) nor a patterns/features .h5 — a model of any kind, an old
+    pickle bundle or a broken file, which reading it then names."""
+    from xtal_cli.io.h5 import layout_kind
+    from xtal_cli.io.scans import READERS
+
+    if args and Path(args[0]).is_file() and Path(args[0]).suffix.lower() not in READERS:
+        if layout_kind(args[0]) not in ("patterns", "features"):
+            return Path(args[0]), list(args[1:])
+    return None, list(args)
 
 
 def predict_symmetry(
-    model: Path = typer.Argument(..., help="Model file from xtal train-symmetry (.h5)."),
-    inputs: list[str] = typer.Argument(..., help="Pattern files, folders, globs, .h5, or -."),
+    args: list[str] = typer.Argument(
+        ...,
+        metavar="[MODEL] INPUTS...",
+        help="Optional model file (.h5 from xtal train-symmetry; default: the built-in model), "
+        "then pattern files, folders, globs, .h5 patterns/features, or -.",
+    ),
     wavelength: str = typer.Option(
         None,
         "--wavelength",
@@ -40,8 +61,8 @@ def predict_symmetry(
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No warnings on stderr."),
 ) -> None:
-    from xtal_cli.symmetry.estimator import SymmetryModel
     from xtal_cli.symmetry.predict import CSV_COLUMNS, predict_paths
+    from xtal_cli.symmetry.profile_model import builtin_model_path, load_symmetry_model
     from xtal_cli.xrd.units import resolve_wavelength
 
     if fmt not in ("table", "json", "jsonl", "csv"):
@@ -52,7 +73,10 @@ def predict_symmetry(
         raise XtalError(f"--top {top}: must be at least 1")
     if wavelength:
         resolve_wavelength(wavelength)  # fail early on a typo
-    fitted = SymmetryModel.load(model)
+    model, inputs = split_model_argument(args)
+    if not inputs:
+        raise XtalError(f"{model}: a model file, but no patterns to predict were given")
+    fitted = load_symmetry_model(model or builtin_model_path())
     preds = predict_paths(
         fitted, inputs, wavelength=wavelength, top=top, ka2=ka2, prominence=prominence
     )
@@ -78,13 +102,11 @@ def predict_symmetry(
 def _print_tables(preds, fitted) -> None:
     from rich.table import Table
 
-    settings = fitted.feature_settings_
     for p in preds:
         if p.error:
             continue
-        table = Table(
-            title=f"{p.id} · {p.n_peaks} peaks in the model's window", title_justify="left"
-        )
+        what = "peaks in the model's window" if fitted.model != "cnn" else "peaks seen"
+        table = Table(title=f"{p.id} · {p.n_peaks} {what}", title_justify="left")
         table.add_column("rank", justify="right")
         table.add_column("crystal system")
         table.add_column("p", justify="right")
@@ -103,9 +125,12 @@ def _print_tables(preds, fitted) -> None:
                 f"{sg[2]:.3f}" if sg[2] is not None else "",
             )
         console.print(table)
+    if fitted.model == "cnn":
+        what = f"profiles on a Q grid {fitted.grid_.q_min:g}-{fitted.grid_.q_max:g} 1/Å"
+    else:
+        what = f"unit {fitted.feature_settings_.unit}"
     console.print(
-        f"[dim]model: {fitted.model}, unit {settings.unit}, trained on "
-        f"{fitted.training_.get('n_train', '?')} patterns[/]",
+        f"[dim]model: {fitted.model}, {what}, trained on {fitted.n_train} patterns[/]",
         highlight=False,
     )
 

@@ -11,16 +11,18 @@ step of 64 patterns takes ~0.07 s on one thread — more threads on a busy machi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from xtal_cli.configs import JSONConfig
 
 MODEL_FORMAT = 1  # bump when saved state dicts stop loading into DetectorNet
 
 
 @dataclass
-class DetectorConfig:
+class DetectorConfig(JSONConfig):
     """Everything needed to rebuild the network."""
 
     n_points: int = 1751
@@ -29,18 +31,6 @@ class DetectorConfig:
     kernels: tuple[int, ...] = (7, 7, 5, 5, 3)
     hidden: int = 64
     dropout: float = 0.2
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> DetectorConfig:
-        known = {f.name for f in fields(cls)}
-        kw = {k: v for k, v in d.items() if k in known}
-        for key in ("channels", "kernels"):
-            if key in kw:
-                kw[key] = tuple(int(v) for v in kw[key])
-        return cls(**kw)
 
 
 def prepare(profiles: torch.Tensor) -> torch.Tensor:

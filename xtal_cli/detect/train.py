@@ -14,7 +14,6 @@ fraction below which recall falls under 0.9) in ``evaluation.json`` and a calibr
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ from xtal_cli.detect.detector import LAYOUT, META, MODEL, detector_grid, sha256
 from xtal_cli.detect.mixtures import MixtureMaker, MixtureSettings, phase_lines
 from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.io.jsonable import write_json
+from xtal_cli.schedules import SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
@@ -33,7 +33,6 @@ EVALUATION = "evaluation.json"
 CALIBRATION = "calibration.png"
 THRESHOLD = 0.95  # class C and above count as "detected"
 RECALL_LIMIT = 0.9  # the detection limit is where recall falls below this
-SCHEDULES = ("cosine", "constant")
 VAL_STREAM = 1_000_003  # seed-stream offset of the held-out set (never an epoch number)
 
 
@@ -98,15 +97,6 @@ def _device(name: str):
     if name == "cuda" and not torch.cuda.is_available():
         raise ParameterError("device", name, "no CUDA device is available; use cpu")
     return torch.device(name)
-
-
-def _lr(settings: DetectorTrainSettings, step: int, total: int) -> float:
-    """Linear warm-up over the first 5 % of steps, then cosine decay to 1 % (or constant)."""
-    warm = min(1.0, (step + 1) / max(1, total // 20))
-    if settings.schedule == "constant":
-        return settings.lr * warm
-    progress = min(step / max(total, 1), 1.0)
-    return settings.lr * warm * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float | None:
@@ -270,6 +260,7 @@ def train_detector(
     from xtal_cli.detect.model import MODEL_FORMAT, DetectorConfig, DetectorNet
     from xtal_cli.identify.candidates import load_candidates
     from xtal_cli.io.h5 import atomic_path
+    from xtal_cli.schedules import warmup_cosine
     from xtal_cli.xrd.augment import AugmentSettings, settings_dict
 
     settings = settings or DetectorTrainSettings()
@@ -381,7 +372,9 @@ def train_detector(
         for b in range(steps_per_epoch):
             idx = perm[b * settings.batch_size : (b + 1) * settings.batch_size]
             for group in opt.param_groups:
-                group["lr"] = _lr(settings, epoch * steps_per_epoch + b, total_steps)
+                group["lr"] = warmup_cosine(
+                    settings.lr, settings.schedule, epoch * steps_per_epoch + b, total_steps
+                )
             xb = torch.from_numpy(X[idx]).to(device)
             yb = torch.from_numpy(y[idx]).to(device)
             loss = loss_fn(net(xb), yb)

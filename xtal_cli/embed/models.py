@@ -10,17 +10,19 @@ embeddings anywhere (no normalisation, as in the published set-up).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch_geometric.nn import CGConv, global_mean_pool
 
+from xtal_cli.configs import JSONConfig
+
 MODEL_FORMAT = 2  # bump when saved state dicts stop loading into these classes
 
 
 @dataclass
-class EmbedConfig:
+class EmbedConfig(JSONConfig):
     """Everything needed to rebuild the model and to feed it the same inputs it was trained on."""
 
     dim: int = 1024
@@ -38,14 +40,6 @@ class EmbedConfig:
     grid_max: float = 110.0
     grid_points: int = 5000
     wavelength: float = 1.54184
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EmbedConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
 
     # keys that must match between a checkpoint and a resumed run / a loaded state dict
     ARCH_KEYS = (

@@ -29,14 +29,12 @@ from xtal_cli.embed.loss import NEGATIVES, bidirectional_triplet, retrieval_topk
 from xtal_cli.embed.models import MODEL_FORMAT, DualEncoder, EmbedConfig
 from xtal_cli.errors import ParameterError, XtalError
 from xtal_cli.io.h5 import atomic_path, read_patterns
+from xtal_cli.schedules import SCHEDULES
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 METRICS = "metrics.jsonl"
 GRAPHS = "graphs.h5"
-
-
-SCHEDULES = ("cosine", "constant")
 
 
 @dataclass

@@ -54,6 +54,10 @@ def library_versions() -> dict[str, str]:
         versions["scikit-learn"] = sklearn.__version__
     except ImportError:  # pragma: no cover - scikit-learn is a dependency
         pass
+    import sys
+
+    if "torch" in sys.modules:  # a network's weights: record torch only when it made them
+        versions["torch"] = sys.modules["torch"].__version__
     return versions
 
 

@@ -406,9 +406,20 @@ class SymmetryModel:
     def load(cls, path: str | os.PathLike) -> SymmetryModel:
         """Read a ``symmetry-model/2`` file (checked; nothing in it is unpickled or executed)."""
         from xtal_cli.io.bundles import read_model_file
-        from xtal_cli.symmetry.models import estimator_from_arrays
 
         meta, arrays = read_model_file(path, "symmetry-model")
+        if meta.get("model") == "cnn":
+            raise XtalError(
+                f"{path}: holds a cnn profile model; open it with "
+                "xtal_cli.symmetry.profile_model.load_symmetry_model"
+            )
+        return cls.from_file_parts(path, meta, arrays)
+
+    @classmethod
+    def from_file_parts(cls, path, meta: dict, arrays: dict) -> SymmetryModel:
+        """Rebuild from what :func:`~xtal_cli.io.bundles.read_model_file` returned (checked)."""
+        from xtal_cli.symmetry.models import estimator_from_arrays
+
         try:
             self = cls(**meta["hyper_parameters"])
             fs = meta["feature_settings"]
@@ -444,6 +455,16 @@ class SymmetryModel:
         except XtalError as exc:
             raise XtalError(f"{path}: {exc}; retrain it with xtal train-symmetry") from None
         return self
+
+    def predict_file(self, path, top: int = 5) -> list[Prediction]:
+        """Predictions for a ``features/1`` file (model's settings) or a ``patterns/1`` file."""
+        from xtal_cli.symmetry.predict import features_for_file
+
+        return self.predict(features_for_file(self, path), top)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.training_.get("n_train", 0))
 
     # -- helpers --------------------------------------------------------------------------------
     def _check_fitted(self) -> None:

@@ -237,7 +237,7 @@ def predict_paths(
     results: list[Prediction] = []
     for path in expand_inputs(inputs):
         if layout_kind(path) is not None:
-            results.extend(model.predict(features_for_file(model, path), top))
+            results.extend(model.predict_file(path, top))
             continue
         try:
             scan = read_scan_with(path, wavelength)
