@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from xtal_cli.configs import JSONConfig
+from xtal_cli.convnet import conv_blocks
 
 MODEL_FORMAT = 1  # bump when saved state dicts stop loading into DetectorNet
 
@@ -45,18 +46,9 @@ class DetectorNet(nn.Module):
 
     def __init__(self, cfg: DetectorConfig):
         super().__init__()
-        layers: list[nn.Module] = []
         self.input_pool = int(cfg.input_pool)
-        c_in, length = 1, -(-int(cfg.n_points) // self.input_pool)
-        for c, k in zip(cfg.channels, cfg.kernels):
-            layers += [
-                nn.Conv1d(c_in, c, kernel_size=k, padding=k // 2),
-                nn.BatchNorm1d(c),
-                nn.ReLU(),
-                nn.MaxPool1d(2),
-            ]
-            c_in, length = c, length // 2
-        self.features = nn.Sequential(*layers)
+        length = -(-int(cfg.n_points) // self.input_pool)
+        self.features, c_in, length = conv_blocks(1, cfg.channels, cfg.kernels, length)
         self.head = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(cfg.dropout),

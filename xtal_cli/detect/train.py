@@ -257,6 +257,7 @@ def train_detector(
     import torch
 
     from xtal_cli import __version__
+    from xtal_cli.checkpoints import read_checkpoint
     from xtal_cli.detect.model import MODEL_FORMAT, DetectorConfig, DetectorNet
     from xtal_cli.identify.candidates import load_candidates
     from xtal_cli.io.h5 import atomic_path
@@ -308,22 +309,11 @@ def train_detector(
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr)
     start_epoch, history, elapsed, cpu = 0, [], 0.0, 0.0
     if resume:
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - zip/pickle errors of all kinds
-            raise XtalError(
-                f"{ckpt_path}: cannot be read as a checkpoint ({type(exc).__name__}); "
-                "start again with --force"
-            ) from None
-        if not isinstance(ckpt, dict) or ckpt.get("kind") != "xtal-detector-checkpoint":
-            raise XtalError(f"{ckpt_path}: not a train-detector checkpoint; start with --force")
-        theirs = json.loads(ckpt["identity"])
-        diff = [k for k in identity if json.dumps(identity[k]) != json.dumps(theirs.get(k))]
-        if diff:
-            raise XtalError(
-                f"{ckpt_path}: was trained with other {', '.join(diff)}; resume with the same "
-                "target, others and settings, or train into a new folder"
-            )
+        ckpt = read_checkpoint(
+            ckpt_path, "xtal-detector-checkpoint", identity, what="train-detector",
+            restart="start again with --force",
+            same="target, others and settings, or train into a new folder",
+        )  # fmt: skip
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from xtal_cli.configs import JSONConfig
+from xtal_cli.convnet import conv_blocks
 
 MODEL_FORMAT = 1  # bump when saved state dicts stop loading into SymmetryNet
 
@@ -56,17 +57,8 @@ class SymmetryNet(nn.Module):
     def __init__(self, cfg: CNNConfig):
         super().__init__()
         self.input_pool = int(cfg.input_pool)
-        layers: list[nn.Module] = []
-        c_in, length = 2, -(-int(cfg.n_points) // self.input_pool)
-        for c, k in zip(cfg.channels, cfg.kernels):
-            layers += [
-                nn.Conv1d(c_in, c, kernel_size=k, padding=k // 2, bias=False),
-                nn.BatchNorm1d(c),
-                nn.ReLU(),
-                nn.MaxPool1d(2),
-            ]
-            c_in, length = c, length // 2
-        self.features = nn.Sequential(*layers)
+        length = -(-int(cfg.n_points) // self.input_pool)
+        self.features, c_in, length = conv_blocks(2, cfg.channels, cfg.kernels, length, bias=False)
         self.trunk = nn.Sequential(
             nn.Flatten(),
             nn.Dropout(cfg.dropout),

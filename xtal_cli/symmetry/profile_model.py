@@ -126,11 +126,12 @@ class ProfileData:
         return len(self.ids)
 
 
-def load_profile_data(paths, grid: QGrid, progress=None) -> ProfileData:
+def load_profile_data(paths, grid: QGrid, progress=None, checksums: bool = False) -> ProfileData:
     """Every profile of the ``patterns/1`` files at *paths* (``simulate --augment``) on *grid*.
 
     A drawn narrower window (``extra/augment``) becomes the covered range; Kα2 stays (the model
-    learns the Cu doublet as lab scans have it).
+    learns the Cu doublet as lab scans have it). *checksums*: record each file's SHA-256 in
+    ``sources`` (training provenance; reading a file again to predict needs none).
     """
     from xtal_cli.io.bundles import file_sha256
     from xtal_cli.io.h5 import read_patterns
@@ -153,7 +154,8 @@ def load_profile_data(paths, grid: QGrid, progress=None) -> ProfileData:
         parts.append((np.asarray(ps.ids).astype(str), values, bins,
                       np.asarray(ps.labels["crystal_system"]).astype(str), sg,
                       np.asarray(ps.labels["formula"]).astype(str)))  # fmt: skip
-        sources.append({"file": Path(path).name, "sha256": file_sha256(path), "n": len(ps),
+        sha = file_sha256(path) if checksums else None
+        sources.append({"file": Path(path).name, "sha256": sha, "n": len(ps),
                         "seed": ps.attrs.get("seed"),
                         "augment": "augment" in ps.extra})  # fmt: skip
         if progress:
@@ -548,6 +550,7 @@ def train_profile_model(
     """
     import torch
 
+    from xtal_cli.checkpoints import read_checkpoint
     from xtal_cli.io.bundles import fingerprint
     from xtal_cli.io.h5 import atomic_path
     from xtal_cli.schedules import warmup_cosine
@@ -568,6 +571,7 @@ def train_profile_model(
         [Path(p) for p in patterns],
         grid,
         progress=lambda n: tick("read profiles", n, len(patterns)),
+        checksums=True,
     )
     t_read = time.perf_counter() - t_start
     train, val, test = split_groups(data, settings.test_size, settings.val_fraction, settings.seed)
@@ -601,22 +605,11 @@ def train_profile_model(
     ckpt_path = _checkpoint_path(output)
     start_epoch, history, elapsed = 0, [], 0.0
     if resume and ckpt_path.exists():
-        try:
-            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - zip/pickle errors of all kinds
-            raise XtalError(
-                f"{ckpt_path}: cannot be read as a checkpoint ({type(exc).__name__}); delete it "
-                "to start again"
-            ) from None
-        if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-            raise XtalError(f"{ckpt_path}: not a train-symmetry --model cnn checkpoint")
-        theirs = json.loads(ckpt["identity"])
-        diff = [k for k in identity if json.dumps(identity[k]) != json.dumps(theirs.get(k))]
-        if diff:
-            raise XtalError(
-                f"{ckpt_path}: was trained with other {', '.join(diff)}; resume with the same "
-                "files and settings, or delete it to start again"
-            )
+        ckpt = read_checkpoint(
+            ckpt_path, CHECKPOINT_KIND, identity, what="train-symmetry --model cnn",
+            restart="delete it to start again",
+            same="files and settings, or delete it to start again",
+        )  # fmt: skip
         net.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         start_epoch, elapsed = int(ckpt["epoch"]), float(ckpt["elapsed"])
