@@ -40,6 +40,7 @@ def test_gsas2_study_writes_every_output(invoke, tmp_path):
     report = json.loads((out / "report.json").read_text())
     best = report["best"]
     assert report["engine"] == "gsas2" and 0 < best["rwp"] < 100
+    assert best["gsas2_exact_derivatives"] == list(gsas2._wrong_background_types())
     assert best["gof"] > 0 and best["rp"] > 0 and best["n_points"] > 1000
     assert best["limits"][0] >= 15 and best["limits"][1] <= 60
     assert [s["stage"] for s in best["stages"]][-1] == "full range"
@@ -227,3 +228,43 @@ def test_a_negative_uiso_is_held_at_the_cif_value_on_the_rerun(tmp_path):
     uiso = {a.label: a.uiso for a in again.atoms()}
     o1 = next(s for s in phase.sites if s.label == "O1")
     assert uiso["O1"] == pytest.approx(o1.uiso) and uiso["Y1"] == pytest.approx(-0.02)
+
+
+@needs_gsas2
+@pytest.mark.parametrize(
+    "kind", ["inv interpolate", "lin interpolate", "Q^2 power series", "Q^-2 power series"]
+)
+def test_background_derivatives_are_made_exact(kind):
+    """GSAS-II 2.0.0's analytic background derivatives disagree with its own background
+    function (interpolated nodes; the power series' Q); the engine gives its least squares
+    derivatives that match finite differences of that function, which it leaves untouched."""
+    import contextlib
+    import io
+
+    import numpy as np
+
+    from xtal_cli.refine.background import TYPES
+
+    if kind not in gsas2._wrong_background_types():
+        pytest.skip(f"GSAS-II {gsas2.version()} computes the {kind} derivatives right")
+    with gsas2.exact_background_derivatives() as corrected:
+        assert kind in corrected and set(corrected) <= set(TYPES)
+        assert max(gsas2.background_derivative_errors().values()) < 1e-9
+        G2pwd = gsas2._background_module()
+        x = np.linspace(30.0, 80.0, 200)  # not the range the check used
+        pd = {f":0:Back;{i}": 5.0 + i for i in range(8)}
+        pd.update({":0:Lam1": 1.5406, ":0:nDebye": 0, ":0:nPeaks": 0})
+        with contextlib.redirect_stdout(io.StringIO()):
+            d = np.asarray(G2pwd.getBackgroundDerv(":0:", pd, kind, "PXC", x)[0])
+        y0 = G2pwd.getBackground(":0:", pd, kind, "PXC", x)[0]
+        for i in range(8):
+            step = dict(pd, **{f":0:Back;{i}": pd[f":0:Back;{i}"] + 0.5})
+            y1 = G2pwd.getBackground(":0:", step, kind, "PXC", x)[0]
+            assert np.allclose((y1 - y0) / 0.5, d[i], rtol=1e-9, atol=1e-9)
+    # GSAS-II as installed again outside, and when asked for
+    assert gsas2.background_derivative_errors()[kind] > 0.5
+    with gsas2.exact_background_derivatives(enabled=False) as none:
+        assert none == () and gsas2.background_derivative_errors()[kind] > 0.5
+    # the model is GSAS-II's own: the coefficients times the basis give its background
+    basis = gsas2._background_basis(G2pwd, ":0:", pd, kind, "PXC", x, 8)
+    assert np.allclose(np.array([pd[f":0:Back;{i}"] for i in range(8)]) @ basis, y0)

@@ -35,6 +35,7 @@ threaded (the workers already fill the cores).
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import re
 import shutil
@@ -68,6 +69,93 @@ def _scriptable():
         except ImportError:
             import GSASIIscriptable as G2sc  # older installs put the modules on sys.path
     return G2sc
+
+
+def _background_module():
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            from GSASII import GSASIIpwd as G2pwd
+        except ImportError:
+            import GSASIIpwd as G2pwd
+    return G2pwd
+
+
+def _background_basis(G2pwd, hfx, parmDict, bakType, dataType, xdata, n):
+    """(n, len(xdata)): GSAS-II's own background function with one unit coefficient each.
+    Every GSAS-II background type is linear in its coefficients, so these rows are its exact
+    derivatives."""
+    p = dict(parmDict)
+    p[hfx + "nDebye"], p[hfx + "nPeaks"] = 0, 0  # the background terms alone
+    rows = np.zeros((n, len(xdata)))
+    for i in range(n):
+        for j in range(n):
+            p[f"{hfx}Back;{j}"] = 1.0 if i == j else 0.0
+        rows[i] = G2pwd.getBackground(hfx, p, bakType, dataType, xdata, None)[0]
+    return rows
+
+
+def background_derivative_errors(G2pwd=None) -> dict:
+    """Largest relative difference, per background type, between GSAS-II's analytic
+    derivatives (``getBackgroundDerv``, what its least squares uses) and those of its own
+    background function (6 terms on 20-90 deg, Cu; exact, as the function is linear).
+    GSAS-II 2.0.0: 1.0 for the last node of lin/inv/log interpolate (that node's ramp runs the
+    wrong way) and ~1 for every node of inv interpolate (its nodes are listed high to low, the
+    derivative assumes low to high); the Q^2 and Q^-2 power series take Q = 2 pi sin(theta) /
+    lambda in the derivative but 4 pi sin(theta) / lambda in the function, so term i is off by
+    4^i. Chebyschev and cosine are right."""
+    from xtal_cli.refine.background import TYPES
+
+    G2pwd = G2pwd or _background_module()
+    x = np.linspace(20.0, 90.0, 300)
+    errors = {}
+    for kind in TYPES:
+        pd = {f":0:Back;{i}": 10.0 + i for i in range(6)}
+        pd.update({":0:Lam1": 1.5406, ":0:nDebye": 0, ":0:nPeaks": 0})
+        with contextlib.redirect_stdout(io.StringIO()):
+            analytic = np.asarray(G2pwd.getBackgroundDerv(":0:", pd, kind, "PXC", x)[0])
+        exact = _background_basis(G2pwd, ":0:", pd, kind, "PXC", x, 6)
+        scale = np.max(np.abs(exact), axis=1)
+        errors[kind] = float(np.max(np.max(np.abs(analytic - exact), axis=1) / scale))
+    return errors
+
+
+@functools.cache
+def _wrong_background_types() -> tuple[str, ...]:
+    return tuple(k for k, err in background_derivative_errors().items() if err > 1e-9)
+
+
+@contextlib.contextmanager
+def exact_background_derivatives(enabled: bool = True):
+    """While active, GSAS-II's least squares gets the exact derivatives of its own background
+    function for the types whose analytic ones are wrong (:func:`background_derivative_errors`,
+    checked once per process); the model GSAS-II computes is unchanged, only the step its
+    Hessian takes. Without this GSAS-II 2.0.0 cannot refine five of the seven published
+    background types (on DSMO, with the native engine's best configuration, the background
+    step ends at 66.6 % Rwp uncorrected and 23.8 % corrected, as the native engine). Yields
+    the corrected types: none when GSAS-II's are right, or when *enabled* is False or
+    ``XTAL_GSAS2_UNCORRECTED=1`` asks for GSAS-II exactly as installed."""
+    import os
+
+    off = not enabled or os.environ.get("XTAL_GSAS2_UNCORRECTED")
+    wrong = () if off else _wrong_background_types()
+    if not wrong:
+        yield ()
+        return
+    G2pwd = _background_module()
+    analytic = G2pwd.getBackgroundDerv
+
+    def derivatives(hfx, parmDict, bakType, dataType, xdata, fixback=None):
+        out = analytic(hfx, parmDict, bakType, dataType, xdata, fixback)
+        if bakType in wrong and len(out[0]):
+            n = len(out[0])
+            out = (_background_basis(G2pwd, hfx, parmDict, bakType, dataType, xdata, n), *out[1:])
+        return out
+
+    G2pwd.getBackgroundDerv = derivatives
+    try:
+        yield wrong
+    finally:
+        G2pwd.getBackgroundDerv = analytic
 
 
 def version() -> str:
@@ -179,9 +267,12 @@ class Gsas2Result(Result):
     curve: Curve | None = None
     unavailable: tuple[str, ...] = ()  # fields GSAS-II did not give (reported, not guessed)
 
+    corrected: tuple[str, ...] = ()  # background types given exact derivatives
+
     def summary(self) -> dict:
         out = super().summary()
         out["gsas2_version"] = version()
+        out["gsas2_exact_derivatives"] = list(self.corrected)
         if self.unavailable:
             out["not_given_by_gsas2"] = list(self.unavailable)
         return out
@@ -214,10 +305,14 @@ def _one_line(exc: Exception) -> str:
     return " ".join(text.split())[:200]
 
 
-def refine_gsas2(problem, cfg: dict, full, space, phase=None) -> Gsas2Result:
+def refine_gsas2(
+    problem, cfg: dict, full, space, phase=None, exact_derivatives: bool = True
+) -> Gsas2Result:
     """Run one configuration in a fresh GSAS-II project. *phase* (our reading of the CIF) orders
     the sites as the native engine does; GSAS-II atoms are matched to it by label.
 
+    *exact_derivatives* (default) corrects GSAS-II's background derivatives where they are
+    wrong (:func:`exact_background_derivatives`); the result's ``corrected`` names the types.
     Raises RefinementFailed (a failed trial) for anything GSAS-II does wrong during the steps,
     XtalError when GSAS-II cannot read the inputs at all.
     """
@@ -230,7 +325,11 @@ def refine_gsas2(problem, cfg: dict, full, space, phase=None) -> Gsas2Result:
     deadline = t0 + space.timeout
     history = []
     # small dense algebra: BLAS threads only fight the other workers for the cores
-    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(1):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        threadpool_limits(1),
+        exact_background_derivatives(exact_derivatives) as corrected,
+    ):
         iparams = problem.instrument_file(tmp)  # no file given: the default as .instprm
         gpx, hist, g2phase = new_project(problem.pattern, iparams, problem.cif, tmp)
         kind = hist.data["Sample Parameters"]["Type"]
@@ -252,6 +351,7 @@ def refine_gsas2(problem, cfg: dict, full, space, phase=None) -> Gsas2Result:
             _run_steps(gpx, hist, retry, deadline, history)
         result = _read_result(gpx, hist, g2phase, phase, cfg, history)
         result.fixed_uiso = sorted(fixed)
+        result.corrected = tuple(corrected)
     result.seconds = time.monotonic() - t0
     return result
 
