@@ -120,6 +120,9 @@ def main() -> None:
                     "best_rwp_worst": rwps[-1],
                     "best_rwp_best": rwps[0],
                     "all_meet_target": None if target is None else all(v <= target for v in rwps),
+                    "median_meets_target": None
+                    if target is None
+                    else float(np.median(rwps)) <= target,
                 },
             }
     write_result("refine_bbo", {"trials": trials, "seeds": seeds, "results": results})
