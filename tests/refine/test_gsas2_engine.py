@@ -250,7 +250,7 @@ def test_background_derivatives_are_made_exact(kind):
     with gsas2.exact_background_derivatives() as corrected:
         assert kind in corrected and set(corrected) <= set(TYPES)
         assert max(gsas2.background_derivative_errors().values()) < 1e-9
-        G2pwd = gsas2._background_module()
+        G2pwd = gsas2._module("GSASIIpwd")
         x = np.linspace(30.0, 80.0, 200)  # not the range the check used
         pd = {f":0:Back;{i}": 5.0 + i for i in range(8)}
         pd.update({":0:Lam1": 1.5406, ":0:nDebye": 0, ":0:nPeaks": 0})

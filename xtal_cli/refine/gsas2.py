@@ -62,22 +62,19 @@ def available() -> bool:
     return True
 
 
+def _module(name: str):
+    """GSAS-II's module *name*, its import-time printing swallowed."""
+    import importlib
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            return importlib.import_module(f"GSASII.{name}")
+        except ImportError:  # older installs put the modules on sys.path
+            return importlib.import_module(name)
+
+
 def _scriptable():
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            from GSASII import GSASIIscriptable as G2sc
-        except ImportError:
-            import GSASIIscriptable as G2sc  # older installs put the modules on sys.path
-    return G2sc
-
-
-def _background_module():
-    with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            from GSASII import GSASIIpwd as G2pwd
-        except ImportError:
-            import GSASIIpwd as G2pwd
-    return G2pwd
+    return _module("GSASIIscriptable")
 
 
 def _background_basis(G2pwd, hfx, parmDict, bakType, dataType, xdata, n):
@@ -105,12 +102,12 @@ def background_derivative_errors(G2pwd=None) -> dict:
     4^i. Chebyschev and cosine are right."""
     from xtal_cli.refine.background import TYPES
 
-    G2pwd = G2pwd or _background_module()
+    G2pwd = G2pwd or _module("GSASIIpwd")
     x = np.linspace(20.0, 90.0, 300)
+    pd = {f":0:Back;{i}": 10.0 + i for i in range(6)}
+    pd.update({":0:Lam1": 1.5406, ":0:nDebye": 0, ":0:nPeaks": 0})
     errors = {}
     for kind in TYPES:
-        pd = {f":0:Back;{i}": 10.0 + i for i in range(6)}
-        pd.update({":0:Lam1": 1.5406, ":0:nDebye": 0, ":0:nPeaks": 0})
         with contextlib.redirect_stdout(io.StringIO()):
             analytic = np.asarray(G2pwd.getBackgroundDerv(":0:", pd, kind, "PXC", x)[0])
         exact = _background_basis(G2pwd, ":0:", pd, kind, "PXC", x, 6)
@@ -141,7 +138,7 @@ def exact_background_derivatives(enabled: bool = True):
     if not wrong:
         yield ()
         return
-    G2pwd = _background_module()
+    G2pwd = _module("GSASIIpwd")
     analytic = G2pwd.getBackgroundDerv
 
     def derivatives(hfx, parmDict, bakType, dataType, xdata, fixback=None):
