@@ -36,6 +36,10 @@ defaults, refinable). The first phase's parameters keep their plain names (``sca
 ``uover``: an overall displacement parameter added to all of a phase's sites) switch on
 every phase's. ``po`` is the March–Dollase ratio of a phase's texture axis
 (:meth:`RietveldModel.set_texture_axis`), averaged over each reflection's equivalents.
+``fault`` (µm⁻¹, 0 by default) is the inverse size of a cation order's domains: a Lorentzian
+broadening of only the superstructure lines of that order
+(:func:`~xtal_cli.refine.phases.ordering_reflections`), as stacking faults and antiphase
+boundaries broaden them; a phase without such lines has nothing for it to act on.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import numpy as np
 
 from xtal_cli.errors import XtalError
 from xtal_cli.refine import background as bgmod
-from xtal_cli.refine.phases import A_to_cell, Phase, hkl_terms
+from xtal_cli.refine.phases import A_to_cell, Phase, hkl_terms, ordering_reflections
 from xtal_cli.refine.scattering import StructureFactors
 from xtal_cli.xrd import lineshape
 
@@ -154,6 +158,8 @@ class _PhaseBlock:
         s = 0.5 * np.sqrt(self.H @ phase.A0)
         self.sf = StructureFactors(phase, self.hkl, s, lam1)
         self.Hb = self.H @ phase.A_basis  # (nrefl, nA)
+        # superstructure lines of a cation order: broadened by the phase's fault parameter
+        self.ordered = ordering_reflections(phase, self.hkl).astype(float)
         self.f2_key = None
         self.f2_val = None
         self.po_axis = None  # March–Dollase axis (hkl of the plane normal) or None
@@ -199,7 +205,7 @@ class _PhaseBlock:
         for i, site in enumerate(self.phase.sites):
             names += [f"{p}xyz:{i}:{j}" for j in range(site.basis.shape[1])]
             names.append(f"{p}Uiso:{i}")
-        return names + [f"{p}size", f"{p}mustrain", f"{p}po", f"{p}Uover"]
+        return names + [f"{p}size", f"{p}mustrain", f"{p}po", f"{p}Uover", f"{p}fault"]
 
 
 @dataclass
@@ -317,6 +323,9 @@ class RietveldModel:
             "uiso": [n for n, b in base if b.startswith("Uiso:")],
             "size": [n for n, b in base if b == "size"],
             "mustrain": [n for n, b in base if b == "mustrain"],
+            "fault": [  # only phases with superstructure lines have something to broaden
+                n for n, b in base if b == "fault" and self.blocks[split_name(n)[0]].ordered.any()
+            ],
             "po": [n for n, b in base if b == "po"],
             "uover": [n for n, b in base if b == "Uover"],
         }
@@ -402,6 +411,9 @@ class RietveldModel:
         sig = lineshape.caglioti(th, v[ix["U"]], v[ix["V"]], v[ix["W"]])
         size, strain = v[ix[f"{p}size"]], v[ix[f"{p}mustrain"]]
         sample = 1.8 * lam / (math.pi * size * cos) + 0.018 * strain * tan / math.pi
+        fault = v[ix[f"{p}fault"]]  # 1 / ordered-domain size (µm⁻¹), superstructure lines only
+        if fault:
+            sample = sample + 1.8 * lam * fault * b.ordered / (math.pi * cos)
         # GSAS-II's γ = X / cosθ + Y tanθ, the shared X tanθ + Y / cosθ with X and Y swapped
         gam = lineshape.lorentzian_fwhm(th, v[ix["Y"]], v[ix["X"]]) + self.inst.Z + sample
         lp = lorentz_polarisation(th, self.inst.polariz)
@@ -503,6 +515,9 @@ class RietveldModel:
                 Cgam[r, p] = -1.8 * self.inst.lam1 / (math.pi * size * size * cos[r])
             elif bare == "mustrain":
                 Cgam[r, p] = 0.018 * tan[r] / math.pi
+            elif bare == "fault":
+                ordered = self.blocks[k].ordered[refl[r]]
+                Cgam[r, p] = 1.8 * self.inst.lam1 * ordered / (math.pi * cos[r])
             elif bare == "po":
                 Carea[r, p] = pk["area"][r] * pk["dlnpo"][r]
             elif bare == "Uover":
@@ -726,12 +741,17 @@ class RietveldModel:
     def _bound(self, v) -> None:
         """Keep size and microstrain broadening physical: a size beyond SIZE_MAX µm broadens
         nothing measurable (a Lorentzian width ∝ 1/size that LM would chase to infinity), and
-        neither can be negative."""
+        neither can be negative; nor can a phase's scale (a negative amount of a phase would
+        subtract its lines from the others' misfit)."""
         ix = self.layout.index
         for b in self.blocks:
+            i = ix[f"{b.prefix}scale"]
+            v[i] = max(v[i], 0.0)
             i, j = ix[f"{b.prefix}size"], ix[f"{b.prefix}mustrain"]
             v[i] = min(max(v[i], SIZE_MIN), SIZE_MAX)
             v[j] = max(v[j], 0.0)
+            k = ix[f"{b.prefix}fault"]
+            v[k] = min(max(v[k], 0.0), 1.0 / SIZE_MIN)
             k = ix[f"{b.prefix}po"]
             v[k] = min(max(v[k], PO_MIN), PO_MAX)
             # no site's effective Uiso below zero through the overall term

@@ -419,3 +419,71 @@ def crystal_system(rotations: np.ndarray) -> str:
     if n2 >= 3:
         return "orthorhombic"
     return "monoclinic" if n2 else "triclinic"
+
+
+ORDERING_SYMPREC = 0.3  # Å: how far atoms may sit from the averaged structure's positions
+
+
+def ordering_reflections(phase: Phase, hkl: np.ndarray, symprec: float = ORDERING_SYMPREC):
+    """Per reflection of *hkl*: True where it exists only because of a cation order.
+
+    One cation site and all sites of another cation element are put on one species; where
+    that averaged structure has pure translations t beyond the cell's lattice, the reflections
+    h with h·t not integer are extinct in it: they are the superstructure lines of that order.
+    Of all such merges, the one with the smallest averaged cell (most lines extinct) is taken:
+    for Li2MnO3 and Li2TiO3 the transition-metal layer's Li with the metal, which averages the
+    honeycomb to the layered rock salt's R-3m subcell. Stacking faults and antiphase boundaries
+    of such an order broaden its lines on their own (Li2MnO3's 20–32° 2θ lines at Cu Kα) while
+    the subcell's stay sharp. All False when no merge has such a translation (one cation, or
+    no order of this kind).
+    """
+    hkl = np.asarray(hkl, dtype=float)
+    t = ordering_translations(phase, symprec)
+    if not len(t):
+        return np.zeros(len(hkl), bool)
+    x = hkl @ t.T
+    return np.any(np.abs(x - np.round(x)) > 0.01, axis=1)
+
+
+_ORDERING_CACHE: dict = {}
+
+
+def ordering_translations(phase: Phase, symprec: float = ORDERING_SYMPREC) -> np.ndarray:
+    """The pure translations (m, 3) of :func:`ordering_reflections`' averaged structure
+    (none: shape (0, 3)); kept per phase, as every Rietveld model of it asks again."""
+    import spglib
+    from pymatgen.core import Element, Lattice
+
+    key = (phase.path, phase.name, tuple(phase.cell), len(phase.sites), symprec)
+    if key in _ORDERING_CACHE:
+        return _ORDERING_CACHE[key]
+    best, best_n = np.zeros((0, 3)), 0
+    elements = {el for site in phase.sites for el, _ in site.species}
+    if len(elements) < 3:  # one cation (or none): nothing to order
+        _ORDERING_CACHE[key] = best
+        return best
+    hkl, _ = phase.reflections(1.0)  # lines up to 2θ ≈ 100° at Cu Kα to count extinctions
+    anion = max(elements, key=lambda el: Element(el).X)
+    majors = [max(site.species, key=lambda sp: sp[1])[0] for site in phase.sites]
+    cations = [i for i, el in enumerate(majors) if el != anion]
+    lattice = Lattice.from_parameters(*phase.cell).matrix
+    positions = [np.mod(site.positions(), 1.0) for site in phase.sites]
+    xyz = np.concatenate(positions)
+    site_of = np.concatenate([np.full(len(p), i) for i, p in enumerate(positions)])
+    element_of = np.array([majors[i] for i in site_of])
+    kinds = {el: k for k, el in enumerate(sorted(elements))}
+    for i in cations:
+        for other in sorted({majors[j] for j in cations} - {majors[i]}):
+            types = np.array([kinds[el] for el in element_of])
+            types[(site_of == i) | (element_of == other)] = len(kinds)
+            sym = spglib.get_symmetry((lattice, xyz, types.tolist()), symprec=symprec)
+            if sym is None:
+                continue
+            pure = np.all(sym["rotations"] == np.eye(3, dtype=int), axis=(1, 2))
+            t = sym["translations"][pure]
+            x = hkl @ t.T
+            n = int(np.any(np.abs(x - np.round(x)) > 0.01, axis=1).sum())
+            if n > best_n:
+                best, best_n = t, n
+    _ORDERING_CACHE[key] = best
+    return best
