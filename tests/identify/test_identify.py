@@ -83,3 +83,34 @@ def test_weight_fractions_follow_zmv(mixture):
     assert w == pytest.approx(np.array(m) / sum(m))
     assert np.all(esd == 0)  # nothing refined, no covariance
     assert cell_mass(phases[0]) == pytest.approx(4 * (22.990 + 35.45), rel=1e-3)
+
+
+def test_unstripped_peaks_join_only_where_the_doublet_is_unresolved():
+    """The unstripped scan's resolved Kα2 ghosts (47.6°, 70.2°) must not join the picked peaks,
+    nor a line already picked be counted twice."""
+    from xtal_cli.identify.search import _with_unresolved_doublets
+    from xtal_cli.io.scans import Scan
+    from xtal_cli.xrd.lineshape import kalpha2_lines, pseudo_voigt_sum
+    from xtal_cli.xrd.peakmatch import fwhm_model
+    from xtal_cli.xrd.peaks import find_scan_peaks
+
+    tt = np.arange(10.0, 90.0, 0.01)
+    lam1, lam2 = 1.54056, 1.54439
+    lines = np.array([18.5, 33.0, 47.5, 70.0])
+    heights = np.array([400.0, 20000.0, 15000.0, 10000.0])  # 18.5°: broad and weak
+    widths = np.array([0.35, 0.12, 0.13, 0.16])
+    y = np.zeros_like(tt)
+    for x0, h, w in zip(lines, heights, widths):
+        pos, inten = kalpha2_lines(np.array([x0]), np.array([h]), (lam1, lam2, 0.5))
+        y += pseudo_voigt_sum(tt, pos, inten, np.full(len(pos), w), 0.5, 30.0)
+    counts = np.random.default_rng(2).poisson(y + 2000.0).astype(float)
+    scan = Scan(tt, counts, wavelength=lam1, wavelength2=lam2, ka2_ratio=0.5)
+    peaks = find_scan_peaks(scan)
+    got = _with_unresolved_doublets(scan, peaks.two_theta, fwhm_model(peaks))
+    assert set(peaks.two_theta) <= set(got)
+    assert np.sum(np.abs(got - 18.5) < 0.2) == 1
+    raw = find_scan_peaks(scan, strip_ka2_from_file=False).two_theta
+    for x0 in (47.5, 70.0):  # resolved doublets: the raw picking sees the Kα2 ghost ...
+        ghost = np.degrees(2 * np.arcsin(np.sin(np.radians(x0 / 2)) * lam2 / lam1))
+        assert np.min(np.abs(raw - ghost)) < 0.05
+        assert np.min(np.abs(got - ghost)) > 0.05  # ... and it is not added

@@ -123,14 +123,21 @@ def match_candidate(
     g0 = gpos(st.A0)
     visible = (g0 >= lo) & (g0 <= hi)
     strong = (rel >= STRONG) & visible
-    # isotropic strain × zero grid: d scales by 1 + e, so A by 1 / (1 + e)²
-    best = (-1.0, 0.0, 0.0)
+    # isotropic strain × zero grid: d scales by 1 + e, so A by 1 / (1 + e)². Only fits that
+    # put the strongest line on a picked peak count first (a candidate without it is rejected
+    # anyway): in a multiphase scan a wrong strain can line many weak lines up with other
+    # phases' peaks and outscore the right one
+    best = (-np.inf, 0.0, 0.0)
     zeros = np.arange(-max_zero, max_zero + 1e-9, 0.01)
+    top_k = int(np.argmax(np.where(strong, rel, -1.0)))
+    top_in_strong = int(np.sum(strong[:top_k]))
     for e in np.linspace(-bound, bound, 61):
         p = gpos(st.A0 / (1 + e) ** 2)[strong]
         d = np.abs(picked[None, None, :] - p[None, :, None] - zeros[:, None, None])
         hit = np.min(d, axis=2) <= tol_at(p)[None, :]
         f = (hit * rel[strong][None, :]).sum(axis=1)
+        if strong.any():
+            f = f + np.where(hit[:, top_in_strong], 0.0, -1e6)
         k = int(np.argmax(f))
         val = float(f[k]) - 1e-3 * abs(e)
         if val > best[0]:
@@ -164,7 +171,7 @@ def match_candidate(
     score, n_hit, top = _score(gpos(A) + v[-1], rel, strong, picked, tol_at)
     iso_A = st.A0 / (1 + e) ** 2
     iso = _score(gpos(iso_A) + zero, rel, strong, picked, tol_at)
-    if iso[0] > score:  # the least squares may chase a wrong assignment
+    if (iso[2], iso[0]) > (top, score):  # the least squares may chase a wrong assignment
         A, v[-1] = iso_A, zero
         score, n_hit, top = iso
     change = _signed_change(st.A0, A)

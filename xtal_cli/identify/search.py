@@ -115,6 +115,7 @@ class PhaseAmount:
     texture_axis: tuple | None = None  # March–Dollase axis (hkl) when texture was refined
     texture_ratio: float = 1.0
     cell_strain: float = 0.0  # largest relative change of a cell length from the candidate's
+    ordered_domain_um: float | None = None  # size of its cation order's domains, when refined
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -283,7 +284,9 @@ def _stages(n_bg: int, limits):
         Stage("widths", ("size", "W")),
         # no overall displacement parameter: it trades off against the scale and biased the
         # A-Lab weight fractions (MAE 5.3 against 4.8 wt % without it)
-        Stage("strain", ("mustrain", "U", "V", "Shift", "po"), cycles=6),
+        # fault: superstructure lines of a cation order broadened on their own (stacking
+        # faults of Li2MnO3's and Li2TiO3's honeycomb), or rock-salt-like references fit them
+        Stage("strain", ("mustrain", "fault", "U", "V", "Shift", "po"), cycles=6),
     ]
 
 
@@ -386,9 +389,15 @@ def _amounts(model, picks) -> list[PhaseAmount]:
                 texture_axis=b.po_axis,
                 texture_ratio=model.get(f"{b.prefix}po"),
                 cell_strain=signed_length_change(cand.phase.cell, model.cell(k=k)),
+                ordered_domain_um=_domain(model.get(f"{b.prefix}fault")),
             )
         )
     return out
+
+
+def _domain(fault: float) -> float | None:
+    """Ordered-domain size (µm) from the fault parameter (its inverse); None when unbroadened."""
+    return 1.0 / fault if fault > 0 else None
 
 
 def identify(
@@ -436,9 +445,10 @@ def identify(
     peaks = find_scan_peaks(scan)
     if len(peaks) < 2:
         raise XtalError(f"{scan.path}: fewer than two peaks found; is this a diffraction scan?")
-    inside = (peaks.two_theta >= lo) & (peaks.two_theta <= hi)
-    picked = peaks.two_theta[inside]
     fwhm = fwhm_model(peaks)
+    tt = _with_unresolved_doublets(scan, peaks.two_theta, fwhm)
+    inside = (tt >= lo) & (tt <= hi)
+    picked = tt[inside]
 
     # 1. lines
     cache = sticks_cache if sticks_cache is not None else {}
@@ -492,6 +502,11 @@ def identify(
         if h is not None:
             finals[frozenset(p.name for p in h.phases)] = h
     hypotheses = _rank(list(finals.values()), cfg)
+    if hypotheses:
+        swapped = refiner.swap_isostructural(hypotheses[0])
+        if swapped is not None:
+            finals[frozenset(p.name for p in swapped.phases)] = swapped
+            hypotheses = _rank(list(finals.values()), cfg)
     if hypotheses and cfg.texture:
         hypotheses[0] = _with_texture(hypotheses[0], deadline)
     in_best = {p.name for p in hypotheses[0].phases} if hypotheses else set()
@@ -508,6 +523,32 @@ def identify(
         seconds=time.monotonic() - t0,
         n_peaks=int(inside.sum()),
     )
+
+
+def _with_unresolved_doublets(scan, picked: np.ndarray, fwhm) -> np.ndarray:
+    """*picked* (Kα2-stripped peaks) plus the peaks of the unstripped scan where the Kα1–Kα2
+    splitting is under half a peak width and no stripped peak lies within half a width. There
+    the doublet is one peak, so no Kα2 ghost can be picked, and Rachinger stripping only halves
+    a broad weak line against its noise (Li2TiO3's 002 at 18.5° in a three-phase scan)."""
+    from xtal_cli.xrd.lineshape import doublet_sine
+    from xtal_cli.xrd.peaks import find_scan_peaks
+
+    if not (scan.wavelength and scan.wavelength2):
+        return picked
+    raw = find_scan_peaks(scan, strip_ka2_from_file=False).two_theta
+    split = (
+        np.degrees(
+            2 * np.arcsin(np.clip(doublet_sine(raw, scan.wavelength, scan.wavelength2), 0, 1))
+        )
+        - raw
+    )
+    half = 0.5 * fwhm(raw)
+    near = (
+        np.min(np.abs(raw[:, None] - picked[None, :]), axis=1) <= half
+        if len(picked)
+        else np.zeros(len(raw), bool)
+    )
+    return np.sort(np.r_[picked, raw[(split < half) & ~near]])
 
 
 def _resolve_required(candidates, require) -> set[str]:
@@ -565,6 +606,34 @@ class _Refiner:
         self.done[names] = h
         return h
 
+    def swap_isostructural(self, h: Hypothesis, most: int = 3) -> Hypothesis | None:
+        """*h* with one phase replaced by another candidate of the same space group whose
+        lines matched at nearly the refined cell (within 1 % per length), settled, when that
+        lowers the merit: the search reaches one of two isostructural references first
+        (LiTi2O4 strained 2 % onto LiMn2O4's lines) and pruning never swaps them. None when no
+        swap helps."""
+        from xtal_cli.identify.match import signed_length_change
+        from xtal_cli.refine.phases import A_to_cell
+
+        cfg, names = self.cfg, frozenset(p.name for p in h.phases)
+        best = h
+        for p in h.phases:
+            if p.name in self.required:
+                continue
+            alts = [
+                n
+                for n, (c, m) in self.matched.items()
+                if n not in names
+                and c.space_group == p.space_group
+                and abs(signed_length_change(p.cell, A_to_cell(m.A))) <= 0.01
+            ]
+            alts.sort(key=lambda n: -self.matched[n][1].score)
+            for n in alts[:most]:
+                t = self.settle((names - {p.name}) | {n})
+                if t is not None and t.merit(cfg) < best.merit(cfg):
+                    best = t
+        return None if best is h else best
+
     def settle(self, names: frozenset) -> Hypothesis | None:
         """Refine *names*, then drop phases one at a time while one is below the detection
         limit or its removal raises the Rwp by less than ``min_gain`` (relative)."""
@@ -584,24 +653,29 @@ class _Refiner:
                 names = names - {p.name}
                 h = self.refine(names)
                 continue
-            own = own_lines(h.model)
-            lone = [p for k, p in enumerate(h.phases) if own[k] < MIN_OWN_LINES and p in optional]
+            own, under = line_overlaps(h.model)
+            lone = [k for k, p in enumerate(h.phases) if own[k] < MIN_OWN_LINES and p in optional]
             if lone:
-                # a phase without a line of its own only re-weights another's peaks (an
-                # isostructural reference, a few-line phase under a main phase's misfit):
-                # drop the one whose removal costs least
-                trials = [(self.refine(names - {p.name}), p) for p in lone]
+                # a phase without lines of its own only re-weights other phases' peaks (an
+                # isostructural reference, a few-line phase under a main phase's misfit): one
+                # of it and the phases it lies under is redundant; drop the one whose removal
+                # costs least (the partner may be the worse reference of the two)
+                drop = set(lone) | {j for k in lone for j in under[k]}
+                drop = [h.phases[k] for k in sorted(drop) if h.phases[k] in optional]
+                trials = [(self.refine(names - {p.name}), p) for p in drop]
                 trials = [(t.merit(cfg), p, t) for t, p in trials if t is not None]
                 if trials:
                     _, p, smaller = min(trials, key=lambda t: t[0])
                     self.reasons.setdefault(
                         p.name,
                         f"fewer than {MIN_OWN_LINES} lines of its own: the others lie under "
-                        "other phases' peaks",
+                        "other phases' peaks"
+                        if own[h.phases.index(p)] < MIN_OWN_LINES
+                        else "its lines are explained as well by a phase that fits better",
                     )
                     names, h = names - {p.name}, smaller
                     continue
-            trials = []
+            trials, restarted = [], False
             for p in optional:
                 smaller = self.refine(names - {p.name})
                 if smaller is not None and smaller.rwp < h.rwp:
@@ -609,9 +683,12 @@ class _Refiner:
                     # minimum; refine it again from the smaller one's converged values
                     again = self.refine(names, start=smaller)
                     if again is not None and again.rwp < h.rwp:
-                        h = again
+                        h, restarted = again, True
+                        break
                 if smaller is not None and h.merit(cfg) > smaller.merit(cfg) * (1 - cfg.min_gain):
                     trials.append((smaller.merit(cfg), p, smaller))
+            if restarted:
+                continue  # a new refinement of the same phases: its amounts checked again
             if not trials:
                 break
             _, p, smaller = min(trials, key=lambda t: t[0])
@@ -675,10 +752,18 @@ def own_lines(model, strong: float = 0.05, sigmas: float = 3.0, apart: float = 0
     *apart* × the local FWHM, more intensity there than all other phases together, and
     *sigmas* counting σ above the noise. A phase with none only re-weights peaks the others
     already put there."""
+    return line_overlaps(model, strong, sigmas, apart)[0]
+
+
+def line_overlaps(
+    model, strong: float = 0.05, sigmas: float = 3.0, apart: float = 0.5
+) -> tuple[list[int], list[set[int]]]:
+    """(:func:`own_lines`, and per phase the other phases with a strong line within *apart* ×
+    the local FWHM of one of its strong lines: those its lines lie under)."""
     from xtal_cli.xrd.lineshape import gsas_tch
 
     if len(model.phases) == 1:
-        return [1]
+        return [1], [set()]
     x = model.x
     ybg, ytot = model.calc()
     sigma = np.sqrt(np.maximum(ybg + ytot, 1.0))
@@ -693,22 +778,23 @@ def own_lines(model, strong: float = 0.05, sigmas: float = 3.0, apart: float = 0
         height = np.where(inside, np.interp(pos, x, yk), 0.0)
         top = height.max() if len(height) else 0.0
         lines.append((pos, fw, height, inside & (height >= strong * top) & (top > 0), yk))
-    out = []
+    own, partners = [], []
     for k, (pos, fw, height, is_strong, yk) in enumerate(lines):
-        if not is_strong.any():
-            out.append(0)
-            continue
-        others = np.concatenate([p[s] for j, (p, _f, _h, s, _y) in enumerate(lines) if j != k])
-        near = (
-            np.min(np.abs(pos[:, None] - others[None, :]), axis=1) <= apart * fw
-            if len(others)
-            else np.zeros(len(pos), bool)
-        )
+        near = np.zeros(len(pos), bool)
+        under = set()
+        for j, (pj, _f, _h, sj, _y) in enumerate(lines):
+            if j == k or not sj.any():
+                continue
+            close = np.min(np.abs(pos[:, None] - pj[sj][None, :]), axis=1) <= apart * fw
+            if (close & is_strong).any():
+                under.add(j)
+            near |= close
         rest = np.interp(pos, x, ytot - yk)
         noise = np.interp(pos, x, sigma)
-        own = is_strong & ~near & (height > rest) & (height > sigmas * noise)
-        out.append(int(own.sum()))
-    return out
+        mine = is_strong & ~near & (height > rest) & (height > sigmas * noise)
+        own.append(int(mine.sum()))
+        partners.append(under)
+    return own, partners
 
 
 def _rank(hyps: list[Hypothesis], cfg: IdentifySettings) -> list[Hypothesis]:
