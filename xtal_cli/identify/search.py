@@ -530,18 +530,13 @@ def _with_unresolved_doublets(scan, picked: np.ndarray, fwhm) -> np.ndarray:
     splitting is under half a peak width and no stripped peak lies within half a width. There
     the doublet is one peak, so no Kα2 ghost can be picked, and Rachinger stripping only halves
     a broad weak line against its noise (Li2TiO3's 002 at 18.5° in a three-phase scan)."""
-    from xtal_cli.xrd.lineshape import doublet_sine
+    from xtal_cli.xrd.lineshape import doublet_two_theta
     from xtal_cli.xrd.peaks import find_scan_peaks
 
     if not (scan.wavelength and scan.wavelength2):
         return picked
     raw = find_scan_peaks(scan, strip_ka2_from_file=False).two_theta
-    split = (
-        np.degrees(
-            2 * np.arcsin(np.clip(doublet_sine(raw, scan.wavelength, scan.wavelength2), 0, 1))
-        )
-        - raw
-    )
+    split = doublet_two_theta(raw, scan.wavelength, scan.wavelength2) - raw  # NaN: no Kα2
     half = 0.5 * fwhm(raw)
     near = (
         np.min(np.abs(raw[:, None] - picked[None, :]), axis=1) <= half
@@ -746,20 +741,15 @@ def _with_texture(h: Hypothesis, deadline) -> Hypothesis:
     return best
 
 
-def own_lines(model, strong: float = 0.05, sigmas: float = 3.0, apart: float = 0.5) -> list[int]:
-    """Per phase of a refined multiphase *model*: how many of its strong lines (calculated
-    peak ≥ *strong* × its highest) are its own — no strong line of another phase within
-    *apart* × the local FWHM, more intensity there than all other phases together, and
-    *sigmas* counting σ above the noise. A phase with none only re-weights peaks the others
-    already put there."""
-    return line_overlaps(model, strong, sigmas, apart)[0]
-
-
 def line_overlaps(
     model, strong: float = 0.05, sigmas: float = 3.0, apart: float = 0.5
 ) -> tuple[list[int], list[set[int]]]:
-    """(:func:`own_lines`, and per phase the other phases with a strong line within *apart* ×
-    the local FWHM of one of its strong lines: those its lines lie under)."""
+    """Per phase of a refined multiphase *model*: how many of its strong lines (calculated
+    peak ≥ *strong* × its highest) are its own — no strong line of another phase within
+    *apart* × the local FWHM, more intensity there than all other phases together, and
+    *sigmas* counting σ above the noise (a phase with none only re-weights peaks the others
+    already put there); and the other phases with a strong line within *apart* × the local
+    FWHM of one of its strong lines (those its lines lie under)."""
     from xtal_cli.xrd.lineshape import gsas_tch
 
     if len(model.phases) == 1:

@@ -437,10 +437,11 @@ def ordering_reflections(phase: Phase, hkl: np.ndarray, symprec: float = ORDERIN
     the subcell's stay sharp. All False when no merge has such a translation (one cation, or
     no order of this kind).
     """
-    hkl = np.asarray(hkl, dtype=float)
-    t = ordering_translations(phase, symprec)
-    if not len(t):
-        return np.zeros(len(hkl), bool)
+    return _extinct(np.asarray(hkl, dtype=float), ordering_translations(phase, symprec))
+
+
+def _extinct(hkl: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Per reflection: True where h·t is not an integer for some translation t (m, 3)."""
     x = hkl @ t.T
     return np.any(np.abs(x - np.round(x)) > 0.01, axis=1)
 
@@ -472,17 +473,17 @@ def ordering_translations(phase: Phase, symprec: float = ORDERING_SYMPREC) -> np
     site_of = np.concatenate([np.full(len(p), i) for i, p in enumerate(positions)])
     element_of = np.array([majors[i] for i in site_of])
     kinds = {el: k for k, el in enumerate(sorted(elements))}
+    base = np.array([kinds[el] for el in element_of])
     for i in cations:
         for other in sorted({majors[j] for j in cations} - {majors[i]}):
-            types = np.array([kinds[el] for el in element_of])
+            types = base.copy()
             types[(site_of == i) | (element_of == other)] = len(kinds)
             sym = spglib.get_symmetry((lattice, xyz, types.tolist()), symprec=symprec)
             if sym is None:
                 continue
             pure = np.all(sym["rotations"] == np.eye(3, dtype=int), axis=(1, 2))
             t = sym["translations"][pure]
-            x = hkl @ t.T
-            n = int(np.any(np.abs(x - np.round(x)) > 0.01, axis=1).sum())
+            n = int(_extinct(hkl, t).sum())
             if n > best_n:
                 best, best_n = t, n
     _ORDERING_CACHE[key] = best
