@@ -116,6 +116,7 @@ class PhaseAmount:
     texture_ratio: float = 1.0
     cell_strain: float = 0.0  # largest relative change of a cell length from the candidate's
     ordered_domain_um: float | None = None  # size of its cation order's domains, when refined
+    cation_order: float | None = None  # S² of its cation order (1: fully ordered), when it has one
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -285,8 +286,9 @@ def _stages(n_bg: int, limits):
         # no overall displacement parameter: it trades off against the scale and biased the
         # A-Lab weight fractions (MAE 5.3 against 4.8 wt % without it)
         # fault: superstructure lines of a cation order broadened on their own (stacking
-        # faults of Li2MnO3's and Li2TiO3's honeycomb), or rock-salt-like references fit them
-        Stage("strain", ("mustrain", "fault", "U", "V", "Shift", "po"), cycles=6),
+        # faults of Li2MnO3's and Li2TiO3's honeycomb), or rock-salt-like references fit them;
+        # order: those and the layer lines weakened by antisite mixing (S²)
+        Stage("strain", ("mustrain", "fault", "order", "U", "V", "Shift", "po"), cycles=6),
     ]
 
 
@@ -390,6 +392,7 @@ def _amounts(model, picks) -> list[PhaseAmount]:
                 texture_ratio=model.get(f"{b.prefix}po"),
                 cell_strain=signed_length_change(cand.phase.cell, model.cell(k=k)),
                 ordered_domain_um=_domain(model.get(f"{b.prefix}fault")),
+                cation_order=model.get(f"{b.prefix}order") if b.disordered.any() else None,
             )
         )
     return out
@@ -503,7 +506,7 @@ def identify(
             finals[frozenset(p.name for p in h.phases)] = h
     hypotheses = _rank(list(finals.values()), cfg)
     if hypotheses:
-        swapped = refiner.swap_isostructural(hypotheses[0])
+        swapped = refiner.swap_phases(hypotheses[0])
         if swapped is not None:
             finals[frozenset(p.name for p in swapped.phases)] = swapped
             hypotheses = _rank(list(finals.values()), cfg)
@@ -601,30 +604,40 @@ class _Refiner:
         self.done[names] = h
         return h
 
-    def swap_isostructural(self, h: Hypothesis, most: int = 3) -> Hypothesis | None:
-        """*h* with one phase replaced by another candidate of the same space group whose
-        lines matched at nearly the refined cell (within 1 % per length), settled, when that
-        lowers the merit: the search reaches one of two isostructural references first
-        (LiTi2O4 strained 2 % onto LiMn2O4's lines) and pruning never swaps them. None when no
-        swap helps."""
-        from xtal_cli.identify.match import signed_length_change
-        from xtal_cli.refine.phases import A_to_cell
+    def swap_phases(
+        self, h: Hypothesis, per_phase: int = 3, screen_ratio: float = 1.15
+    ) -> Hypothesis | None:
+        """*h* with one phase replaced by another candidate, refined from *h*'s converged
+        values and settled, when that lowers the merit; None when no swap helps.
 
+        The search reaches some phase sets only through poorer minima or not at all: of two
+        references for the same lines (isostructural LiTi2O4 strained 2 % onto LiMn2O4's, a
+        rock-salt-derived Ti4O5 onto a partly disordered Li2TiO3) the first found keeps the
+        other out, and a set refined from the candidates' cells can stop where a shared phase
+        (anatase) sits at the wrong cell. For each phase, the *per_phase* candidates whose
+        swapped-in profile screens best are refined starting from *h* (the phases they share
+        keep their refined values), if the swapped set screens within *screen_ratio* of *h*'s
+        residual; only a swap whose refinement beats the best merit so far is settled. A
+        candidate of the same formula and space group is the same structure from another
+        database entry and is skipped."""
         cfg, names = self.cfg, frozenset(p.name for p in h.phases)
-        best = h
+        best, own = h, self.screen.residual(names)[0]
         for p in h.phases:
             if p.name in self.required:
                 continue
-            alts = [
-                n
-                for n, (c, m) in self.matched.items()
-                if n not in names
-                and c.space_group == p.space_group
-                and abs(signed_length_change(p.cell, A_to_cell(m.A))) <= 0.01
-            ]
-            alts.sort(key=lambda n: -self.matched[n][1].score)
-            for n in alts[:most]:
-                t = self.settle((names - {p.name}) | {n})
+            rest = names - {p.name}
+            alts = []
+            for n, (c, _m) in self.matched.items():
+                if n in names or (c.formula == p.formula and c.space_group == p.space_group):
+                    continue
+                chi, scales = self.screen.residual(rest | {n})
+                if scales.get(n, 0.0) > 0 and chi <= screen_ratio * own:
+                    alts.append((chi, n))
+            for _chi, n in sorted(alts)[:per_phase]:
+                t = self.refine(rest | {n}, start=h)
+                if t is None or t.merit(cfg) >= best.merit(cfg):
+                    continue
+                t = self.settle(rest | {n})
                 if t is not None and t.merit(cfg) < best.merit(cfg):
                     best = t
         return None if best is h else best

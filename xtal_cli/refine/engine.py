@@ -40,6 +40,11 @@ every phase's. ``po`` is the March–Dollase ratio of a phase's texture axis
 broadening of only the superstructure lines of that order
 (:func:`~xtal_cli.refine.phases.ordering_reflections`), as stacking faults and antiphase
 boundaries broaden them; a phase without such lines has nothing for it to act on.
+``order`` (0–1, 1 by default) is S², the squared long-range order parameter of the cations: it
+scales the intensity of every line that would vanish were all cations disordered over all
+cation sites (:func:`~xtal_cli.refine.phases.disorder_reflections`), as antisite mixing does
+(Li/Ti in Li2TiO3's layers, which weakens its 002 at 18.5° 2θ); the average structure's lines
+keep theirs.
 """
 
 from __future__ import annotations
@@ -53,13 +58,20 @@ import numpy as np
 
 from xtal_cli.errors import XtalError
 from xtal_cli.refine import background as bgmod
-from xtal_cli.refine.phases import A_to_cell, Phase, hkl_terms, ordering_reflections
+from xtal_cli.refine.phases import (
+    A_to_cell,
+    Phase,
+    disorder_reflections,
+    hkl_terms,
+    ordering_reflections,
+)
 from xtal_cli.refine.scattering import StructureFactors
 from xtal_cli.xrd import lineshape
 
 SIZE_UM = 1.0  # GSAS-II default isotropic crystallite size (µm)
 MUSTRAIN = 1000.0  # GSAS-II default isotropic microstrain (10⁻⁶)
 SIZE_MIN, SIZE_MAX = 0.002, 50.0  # µm, bounds of a refined size
+ORDER_MIN = 0.01  # least S² of a cation order (0 would leave its derivative undefined)
 PO_MIN, PO_MAX = 0.3, 3.0  # March–Dollase r: beyond these a texture is not a powder's
 UOVER_MAX = 0.05  # Å², largest overall displacement parameter added to a phase's sites
 SAMPLE_POSITION = ("Shift", "Transparency", "DisplaceX", "DisplaceY")  # BB pair, DS pair
@@ -160,6 +172,8 @@ class _PhaseBlock:
         self.Hb = self.H @ phase.A_basis  # (nrefl, nA)
         # superstructure lines of a cation order: broadened by the phase's fault parameter
         self.ordered = ordering_reflections(phase, self.hkl).astype(float)
+        # lines of any cation order, weakened by the phase's order parameter (S²)
+        self.disordered = disorder_reflections(phase, self.hkl).astype(float)
         self.f2_key = None
         self.f2_val = None
         self.po_axis = None  # March–Dollase axis (hkl of the plane normal) or None
@@ -205,7 +219,7 @@ class _PhaseBlock:
         for i, site in enumerate(self.phase.sites):
             names += [f"{p}xyz:{i}:{j}" for j in range(site.basis.shape[1])]
             names.append(f"{p}Uiso:{i}")
-        return names + [f"{p}size", f"{p}mustrain", f"{p}po", f"{p}Uover", f"{p}fault"]
+        return names + [f"{p}size", f"{p}mustrain", f"{p}po", f"{p}Uover", f"{p}fault", f"{p}order"]
 
 
 @dataclass
@@ -284,6 +298,7 @@ class RietveldModel:
             v[ix[f"{p}scale"]] = 1.0
             v[ix[f"{p}size"]], v[ix[f"{p}mustrain"]] = SIZE_UM, MUSTRAIN
             v[ix[f"{p}po"]] = 1.0
+            v[ix[f"{p}order"]] = 1.0
             for i, site in enumerate(b.phase.sites):
                 v[ix[f"{p}Uiso:{i}"]] = site.uiso
         v[ix["bg0"]] = 1.0
@@ -325,6 +340,11 @@ class RietveldModel:
             "mustrain": [n for n, b in base if b == "mustrain"],
             "fault": [  # only phases with superstructure lines have something to broaden
                 n for n, b in base if b == "fault" and self.blocks[split_name(n)[0]].ordered.any()
+            ],
+            "order": [
+                n
+                for n, b in base
+                if b == "order" and self.blocks[split_name(n)[0]].disordered.any()
             ],
             "po": [n for n, b in base if b == "po"],
             "uover": [n for n, b in base if b == "Uover"],
@@ -420,13 +440,16 @@ class RietveldModel:
         rough = self._roughness(v, th)
         scale = v[ix[f"{p}scale"]]
         po, dlnpo = b.texture(float(v[ix[f"{p}po"]]))
-        area = scale * b.mult * F2 * lp * rough * po
+        # S² on the lines of the cation order (1 on the average structure's)
+        lro = 1.0 + (v[ix[f"{p}order"]] - 1.0) * b.disordered
+        area = scale * b.mult * F2 * lp * rough * po * lro
         n = len(pos)
         pk = {
             "pos": pos, "sig": sig, "gam": gam, "area": area, "tth": tth, "lp": lp,
             "dQ": np.degrees(lam / (2 * np.sqrt(Q) * cos)),  # d(2θ)/dQ in degrees
             "ratio": np.ones(n), "refl": np.arange(n), "dpos": np.ones(n), "rough": rough,
             "mult": b.mult.astype(float), "scale": np.full(n, scale), "po": po, "dlnpo": dlnpo,
+            "lro": lro,
         }  # fmt: skip
         if self.inst.lam2:
             # every reflection keeps its Kα2 peak (one beyond the scan draws nothing), so the
@@ -484,7 +507,9 @@ class RietveldModel:
         th = np.radians(pk["tth"] / 2)
         tan, cos = np.tan(th), np.cos(th)
         refl = pk["refl"]
-        base = pk["scale"] * pk["ratio"] * pk["mult"] * pk["lp"] * pk["rough"] * pk["po"]
+        base = (
+            pk["scale"] * pk["ratio"] * pk["mult"] * pk["lp"] * pk["rough"] * pk["po"] * pk["lro"]
+        )
         ishl = -1
         for p, name in enumerate(free):
             k, bare = split_name(name)
@@ -520,6 +545,9 @@ class RietveldModel:
                 Cgam[r, p] = 1.8 * self.inst.lam1 * ordered / (math.pi * cos[r])
             elif bare == "po":
                 Carea[r, p] = pk["area"][r] * pk["dlnpo"][r]
+            elif bare == "order":  # lro ≥ ORDER_MIN > 0 (bounded)
+                disordered = self.blocks[k].disordered[refl[r]]
+                Carea[r, p] = pk["area"][r] * disordered / pk["lro"][r]
             elif bare == "Uover":
                 Carea[r, p] = base[r] * pk["dF2"][k][1][refl[r], :].sum(axis=1)
             elif bare.startswith("A"):
@@ -754,6 +782,8 @@ class RietveldModel:
             v[k] = min(max(v[k], 0.0), 1.0 / SIZE_MIN)
             k = ix[f"{b.prefix}po"]
             v[k] = min(max(v[k], PO_MIN), PO_MAX)
+            k = ix[f"{b.prefix}order"]
+            v[k] = min(max(v[k], ORDER_MIN), 1.0)
             # no site's effective Uiso below zero through the overall term
             k = ix[f"{b.prefix}Uover"]
             lowest = min((site.uiso for site in b.phase.sites), default=0.0)

@@ -422,6 +422,7 @@ def crystal_system(rotations: np.ndarray) -> str:
 
 
 ORDERING_SYMPREC = 0.3  # Å: how far atoms may sit from the averaged structure's positions
+DISORDER_SYMPRECS = (0.3, 0.4)  # Å, tried in turn for the all-cation average
 
 
 def ordering_reflections(phase: Phase, hkl: np.ndarray, symprec: float = ORDERING_SYMPREC):
@@ -452,7 +453,6 @@ _ORDERING_CACHE: dict = {}
 def ordering_translations(phase: Phase, symprec: float = ORDERING_SYMPREC) -> np.ndarray:
     """The pure translations (m, 3) of :func:`ordering_reflections`' averaged structure
     (none: shape (0, 3)); kept per phase, as every Rietveld model of it asks again."""
-    import spglib
     from pymatgen.core import Element, Lattice
 
     key = (phase.path, phase.name, tuple(phase.cell), len(phase.sites), symprec)
@@ -478,13 +478,56 @@ def ordering_translations(phase: Phase, symprec: float = ORDERING_SYMPREC) -> np
         for other in sorted({majors[j] for j in cations} - {majors[i]}):
             types = base.copy()
             types[(site_of == i) | (element_of == other)] = len(kinds)
-            sym = spglib.get_symmetry((lattice, xyz, types.tolist()), symprec=symprec)
-            if sym is None:
-                continue
-            pure = np.all(sym["rotations"] == np.eye(3, dtype=int), axis=(1, 2))
-            t = sym["translations"][pure]
+            t = _pure_translations(lattice, xyz, types, (symprec,))
             n = int(_extinct(hkl, t).sum())
             if n > best_n:
                 best, best_n = t, n
     _ORDERING_CACHE[key] = best
     return best
+
+
+def _pure_translations(lattice, xyz, types, symprecs) -> np.ndarray:
+    """Pure translations of a structure (spglib), the most found over *symprecs*: spglib's
+    search at one tolerance can miss a symmetry it finds at a slightly larger one."""
+    import spglib
+
+    best = np.zeros((0, 3))
+    for symprec in symprecs:
+        sym = spglib.get_symmetry((lattice, xyz, list(map(int, types))), symprec=symprec)
+        if sym is None:
+            continue
+        pure = np.all(sym["rotations"] == np.eye(3, dtype=int), axis=(1, 2))
+        if pure.sum() > len(best):
+            best = sym["translations"][pure]
+    return best
+
+
+def disorder_reflections(phase: Phase, hkl: np.ndarray) -> np.ndarray:
+    """Per reflection of *hkl*: True where it would vanish if all cations were disordered
+    over all cation sites (one averaged species; Li2TiO3 and Li2MnO3 then average to a rock
+    salt, LiMnO2 too). These lines, layer lines included, carry the long-range order of the
+    cations: antisite mixing weakens all of them by S² (the engine's ``order``) and leaves the
+    average structure's lines as they are. All False with fewer than two cation elements."""
+    return _extinct(np.asarray(hkl, dtype=float), disorder_translations(phase))
+
+
+def disorder_translations(phase: Phase) -> np.ndarray:
+    """The pure translations (m, 3) of :func:`disorder_reflections`' averaged structure."""
+    from pymatgen.core import Element, Lattice
+
+    key = ("disorder", phase.path, phase.name, tuple(phase.cell), len(phase.sites))
+    if key in _ORDERING_CACHE:
+        return _ORDERING_CACHE[key]
+    out = np.zeros((0, 3))
+    elements = {el for site in phase.sites for el, _ in site.species}
+    if len(elements) >= 3:
+        anion = max(elements, key=lambda el: Element(el).X)
+        majors = [max(site.species, key=lambda sp: sp[1])[0] for site in phase.sites]
+        positions = [np.mod(site.positions(), 1.0) for site in phase.sites]
+        types = np.concatenate(
+            [np.full(len(p), 0 if el == anion else 1) for p, el in zip(positions, majors)]
+        )
+        lattice = Lattice.from_parameters(*phase.cell).matrix
+        out = _pure_translations(lattice, np.concatenate(positions), types, DISORDER_SYMPRECS)
+    _ORDERING_CACHE[key] = out
+    return out
